@@ -1,0 +1,181 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a NetworkPolicyTranslation.
+const (
+	// ConditionReady is True when the generated AuthorizationPolicies match
+	// the latest translation of the NetworkPolicy.
+	ConditionReady = "Ready"
+	// ConditionExact is True when the translation has no finding of
+	// Warning or Error severity: Istio allows exactly what the
+	// NetworkPolicy allows, for TCP.
+	ConditionExact = "Exact"
+)
+
+// Bounds of the lists in the status. The counts are always exact; the lists
+// are cut at these lengths.
+const (
+	MaxAuthorizationPolicies = 256
+	MaxFindings              = 100
+	MaxFindingObjects        = 32
+)
+
+// Mode says whether the generated AuthorizationPolicies are enforced or only
+// evaluated by Istio.
+// +kubebuilder:validation:Enum=enforce;dry-run
+type Mode string
+
+// Fidelity says which way an inexact translation errs.
+// +kubebuilder:validation:Enum=permissive;strict
+type Fidelity string
+
+// Severity of a finding.
+// +kubebuilder:validation:Enum=Info;Warning;Error
+type Severity string
+
+// NetworkPolicyTranslationStatus reports how one NetworkPolicy was translated
+// into Istio AuthorizationPolicies, and where the translation is not exact.
+type NetworkPolicyTranslationStatus struct {
+	// observedGeneration is the metadata.generation of the NetworkPolicy
+	// that this status describes.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// mode in force for the NetworkPolicy's namespace: enforce, or dry-run
+	// (policies carry istio.io/dry-run and are only logged by Istio).
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// fidelity in force: permissive (never deny what the NetworkPolicy
+	// allows) or strict (never allow what it denies).
+	// +optional
+	Fidelity Fidelity `json:"fidelity,omitempty"`
+
+	// authorizationPolicies are the names of the AuthorizationPolicies
+	// generated for the NetworkPolicy, in its namespace, sorted.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=253
+	AuthorizationPolicies []string `json:"authorizationPolicies,omitempty"`
+
+	// principals is the number of distinct ServiceAccount principals in the
+	// generated policies.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Principals int32 `json:"principals,omitempty"`
+
+	// rules is the number of rules in the generated policies.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Rules int32 `json:"rules,omitempty"`
+
+	// findingsCount is the number of findings, including any cut from the
+	// findings list.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FindingsCount int32 `json:"findingsCount,omitempty"`
+
+	// findings are the places where the translation is not exact, and what
+	// a person should know, sorted by type. At most 100 are listed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	Findings []Finding `json:"findings,omitempty"`
+
+	// conditions: Ready (the generated policies are in place) and Exact
+	// (no finding of Warning or Error severity).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Finding is one place where the translation is not exact.
+type Finding struct {
+	// type is the stable name of the finding, such as SharedIdentity or
+	// SourceNotInMesh. docs/findings.md says what to do about each.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z]*$`
+	Type string `json:"type"`
+
+	// severity is Info (the translation is still exact), Warning (it is
+	// wider or narrower than the NetworkPolicy) or Error (nothing could be
+	// generated).
+	// +required
+	Severity Severity `json:"severity"`
+
+	// message says what is inexact and what to do about it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	Message string `json:"message"`
+
+	// objects involved, sorted. At most 32 are listed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Objects []ObjectReference `json:"objects,omitempty"`
+}
+
+// ObjectReference names an object a finding is about.
+type ObjectReference struct {
+	// kind of the object, such as Pod, ServiceAccount or Namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind"`
+
+	// namespace of the object; empty for cluster-scoped objects.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// NetworkPolicyTranslation reports how the NetworkPolicy of the same name and
+// namespace was translated into Istio AuthorizationPolicies. The operator
+// creates and owns it; it has no spec.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=npt,categories=netpol2authz
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.mode`
+// +kubebuilder:printcolumn:name="Fidelity",type=string,JSONPath=`.status.fidelity`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Exact",type=string,JSONPath=`.status.conditions[?(@.type=="Exact")].status`
+// +kubebuilder:printcolumn:name="Findings",type=integer,JSONPath=`.status.findingsCount`
+// +kubebuilder:printcolumn:name="Principals",type=integer,JSONPath=`.status.principals`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Exact")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NetworkPolicyTranslation struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// status is written by the operator.
+	// +optional
+	Status NetworkPolicyTranslationStatus `json:"status,omitempty"`
+}
+
+// NetworkPolicyTranslationList contains a list of NetworkPolicyTranslation.
+// +kubebuilder:object:root=true
+type NetworkPolicyTranslationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NetworkPolicyTranslation `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NetworkPolicyTranslation{}, &NetworkPolicyTranslationList{})
+}

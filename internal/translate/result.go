@@ -1,0 +1,94 @@
+package translate
+
+import (
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Result is everything one Translate call decided.
+type Result struct {
+	// Translations holds one entry per NetworkPolicy of the snapshot,
+	// sorted by namespace and name.
+	Translations []Translation
+}
+
+// Translation is the outcome for one NetworkPolicy.
+type Translation struct {
+	NetworkPolicy types.NamespacedName
+	// Generation of the NetworkPolicy that was translated.
+	Generation int64
+	// Active is false when the policy was not translated at all (namespace
+	// not opted in, invalid annotation, root namespace). Policies is then
+	// empty and any previously generated policy must be removed.
+	Active   bool
+	Mode     Mode
+	Fidelity Fidelity
+	// Policies are the AuthorizationPolicies to exist for this
+	// NetworkPolicy, sorted by name. Nothing else owned by it may remain.
+	Policies []*securityv1.AuthorizationPolicy
+	// Principals is the number of distinct principals in Policies.
+	Principals int
+	// Rules is the number of rules in Policies.
+	Rules int
+	// Findings are sorted by type, then by message.
+	Findings []Finding
+}
+
+// Severity of a finding.
+type Severity string
+
+const (
+	// SeverityInfo: worth knowing, the translation is still exact.
+	SeverityInfo Severity = "Info"
+	// SeverityWarning: the translation is wider or narrower than the
+	// NetworkPolicy, or part of it is not translated.
+	SeverityWarning Severity = "Warning"
+	// SeverityError: nothing could be generated for the policy.
+	SeverityError Severity = "Error"
+)
+
+// FindingType is the stable name of a kind of finding.
+type FindingType string
+
+// The finding types of the translation contract.
+const (
+	EgressNotTranslated  FindingType = "EgressNotTranslated"
+	SelectorOverreach    FindingType = "SelectorOverreach"
+	PortRangeTooLarge    FindingType = "PortRangeTooLarge"
+	NamedPortVaries      FindingType = "NamedPortVaries"
+	NonTCPNotEnforced    FindingType = "NonTCPNotEnforced"
+	SharedIdentity       FindingType = "SharedIdentity"
+	SourceNotInMesh      FindingType = "SourceNotInMesh"
+	TargetNotInMesh      FindingType = "TargetNotInMesh"
+	RootNamespaceSkipped FindingType = "RootNamespaceSkipped"
+	Conflict             FindingType = "Conflict"
+	AmbientPortBlocked   FindingType = "AmbientPortBlocked"
+	DryRunNotEvaluated   FindingType = "DryRunNotEvaluated"
+	NoPodsSelected       FindingType = "NoPodsSelected"
+	// NamespaceUnknown: a namespace the policy depends on is known only by
+	// name, so selectors over its other labels may be wrong (offline input).
+	NamespaceUnknown FindingType = "NamespaceUnknown"
+	// InvalidAnnotation: the namespace's mode or fidelity annotation has a
+	// value netpol2authz does not know; nothing is generated there.
+	InvalidAnnotation FindingType = "InvalidAnnotation"
+	// InvalidPolicy: the NetworkPolicy itself is invalid (a selector, CIDR
+	// or port the API server would reject); nothing is generated for it.
+	InvalidPolicy FindingType = "InvalidPolicy"
+)
+
+// Finding is one place where the translation is not exact, or something a
+// person should know.
+type Finding struct {
+	Type     FindingType
+	Severity Severity
+	Message  string
+	// Objects involved, sorted.
+	Objects []ObjectRef
+}
+
+// ObjectRef names an object a finding is about.
+type ObjectRef struct {
+	Kind      string // Pod, ServiceAccount, Namespace, NetworkPolicy, AuthorizationPolicy, Deployment…
+	Namespace string
+	Name      string
+}

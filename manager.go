@@ -1,0 +1,111 @@
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// newScheme holds every type the operator reads or writes.
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(policyv1alpha1.AddToScheme(s))
+	utilruntime.Must(securityv1.AddToScheme(s))
+	return s
+}
+
+// managerOptions are the operator's flags beyond controller-runtime's own.
+type managerOptions struct {
+	metricsAddr, probeAddr string
+	secureMetrics          bool
+	enableHTTP2            bool
+	leaderElect            bool
+	trustDomain            string
+	rootNamespace          string
+	istioNamespace         string
+	maxPortRange           int
+}
+
+func runManager(args []string, stderr io.Writer) int {
+	// The global flag set carries --kubeconfig, registered by
+	// controller-runtime's config package.
+	fs := flag.CommandLine
+	fs.SetOutput(stderr)
+	var o managerOptions
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP). 0 disables it.")
+	fs.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 rapid reset).")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to. 0 disables them.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time.")
+	fs.StringVar(&o.trustDomain, "trust-domain", "", "Mesh trust domain for principals (default: trustDomain of the mesh config, else cluster.local).")
+	fs.StringVar(&o.rootNamespace, "root-namespace", "", "Istio root namespace, never acted in (default: rootNamespace of the mesh config, else the Istio namespace).")
+	fs.StringVar(&o.istioNamespace, "istio-namespace", "istio-system", "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
+	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports one port+endPort range may expand to.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "netpol2authz manager: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	var tlsOpts []func(*tls.Config)
+	if !o.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics, TLSOpts: tlsOpts}
+	if o.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "no Kubernetes configuration")
+		return 1
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 newScheme(),
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       "netpol2authz.netpol2authz.io",
+	})
+	if err != nil {
+		log.Error(err, "unable to create the manager")
+		return 1
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the health check")
+		return 1
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the ready check")
+		return 1
+	}
+	log.Info("starting manager", "trustDomain", o.trustDomain, "rootNamespace", o.rootNamespace, "istioNamespace", o.istioNamespace)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager stopped")
+		return 1
+	}
+	fmt.Fprintln(stderr, "netpol2authz: manager stopped")
+	return 0
+}

@@ -11,7 +11,7 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
 
 # The control plane's versions are pinned by the tools modules' go.mod files.
-KUBE_VERSION := $(shell awk '$$1=="require" && $$2=="k8s.io/kubernetes" {print $$3}' hack/tools/kube-apiserver/go.mod)
+KUBE_VERSION := $(shell awk '$$1=="require" && $$2=="k8s.io/kubernetes" {print $$3}' hack/tools/kubernetes/go.mod)
 ETCD_VERSION := $(shell awk '$$1=="require" && $$2=="go.etcd.io/etcd/server/v3" {print $$3}' hack/tools/etcd/go.mod)
 
 SHELL = /usr/bin/env bash -o pipefail
@@ -100,6 +100,12 @@ kustomize: $(KUSTOMIZE) ## Build kustomize.
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
+KUBECTL ?= $(LOCALBIN)/kubectl-$(KUBE_VERSION)
+.PHONY: kubectl
+kubectl: $(KUBECTL) ## Build kubectl of the same Kubernetes release, to explore the demo's control plane.
+$(KUBECTL): | $(LOCALBIN)
+	cd hack/tools/kubernetes && go build -trimpath -o "$(KUBECTL)" k8s.io/kubernetes/cmd/kubectl
+
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for the tests (once per version) unless KUBEBUILDER_ASSETS is set.
 ifeq ($(BUILD_ENVTEST),1)
@@ -109,7 +115,7 @@ ifeq ($(BUILD_ENVTEST),1)
 		echo "envtest: building kube-apiserver $(KUBE_VERSION) and etcd $(ETCD_VERSION) from source (first run only; ~7 min on 2 cores)"; \
 		mkdir -p "$(ENVTEST_DIR).tmp"; \
 		( cd hack/tools/etcd && go build -trimpath -o "$(ENVTEST_DIR).tmp/etcd" . ); \
-		( cd hack/tools/kube-apiserver && go build -trimpath -o "$(ENVTEST_DIR).tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver ); \
+		( cd hack/tools/kubernetes && go build -trimpath -o "$(ENVTEST_DIR).tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver ); \
 		rm -rf "$(ENVTEST_DIR)"; mv "$(ENVTEST_DIR).tmp" "$(ENVTEST_DIR)"; \
 	fi
 else

@@ -24,6 +24,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/netpol2authz/netpol2authz/internal/cli"
 )
 
 const usage = `netpol2authz translates label-based NetworkPolicies into Istio
@@ -31,6 +33,7 @@ AuthorizationPolicies with ServiceAccount principals.
 
 Usage:
   netpol2authz [manager] [flags]      run the operator (the default)
+  netpol2authz translate -f PATH...   translate manifests offline (CI, reviews)
   netpol2authz help                   show this help
 
 Run 'netpol2authz COMMAND -h' for the flags of a command.
@@ -40,7 +43,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "manager"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -48,6 +51,8 @@ func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "manager":
 		return runManager(args, stderr)
+	case "translate":
+		return cli.RunTranslate(args, stdin, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,7 +1,182 @@
 package translate
 
-// Translate translates every NetworkPolicy of the snapshot.
-// The engine lands with the translation issue; until then it decides nothing.
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	secv1beta1 "istio.io/api/security/v1beta1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Translate translates every NetworkPolicy of the snapshot. It never
+// mutates s, and the same input always gives the same output.
 func Translate(s Snapshot, o Options) Result {
-	return Result{}
+	idx := buildIndex(s)
+	settings := map[string]nsSettings{}
+	nps := sortedPolicies(s.NetworkPolicies)
+	out := make([]Translation, 0, len(nps))
+	for _, np := range nps {
+		st, ok := settings[np.Namespace]
+		if !ok {
+			st = settingsFor(idx.namespaces[np.Namespace], o)
+			settings[np.Namespace] = st
+		}
+		out = append(out, translatePolicy(idx, np, st, o))
+	}
+	resolveConflicts(out)
+	return Result{Translations: out}
+}
+
+// tctx is the state of translating one NetworkPolicy.
+type tctx struct {
+	idx      *index
+	np       *networkingv1.NetworkPolicy
+	ns       *nsInfo
+	mode     Mode
+	fidelity Fidelity
+	maxRange int
+	f        findingList
+}
+
+func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, o Options) Translation {
+	t := Translation{
+		NetworkPolicy: types.NamespacedName{Namespace: np.Namespace, Name: np.Name},
+		Generation:    np.Generation,
+	}
+	if st.optedOut {
+		return t
+	}
+	if np.Namespace == idx.rootNamespace {
+		var f findingList
+		f.add(RootNamespaceSkipped, fmt.Sprintf("NetworkPolicy %s/%s is in the Istio root namespace %s, where an AuthorizationPolicy would apply to the whole mesh; nothing was generated for it",
+			np.Namespace, np.Name, idx.rootNamespace), npRef(np.Namespace, np.Name))
+		t.Findings = f.sorted()
+		return t
+	}
+	if len(st.findings) > 0 {
+		t.Findings = st.findings.clone().sorted()
+		return t
+	}
+	t.Mode, t.Fidelity = st.mode, st.fidelity
+
+	cp, errs := compile(np)
+	if len(errs) > 0 {
+		var f findingList
+		for _, e := range errs {
+			f.add(InvalidPolicy, fmt.Sprintf("%s; nothing was generated for NetworkPolicy %s/%s until it is fixed", e, np.Namespace, np.Name),
+				npRef(np.Namespace, np.Name))
+		}
+		t.Findings = f.sorted()
+		return t
+	}
+
+	c := &tctx{
+		idx:      idx,
+		np:       np,
+		ns:       idx.namespaces[np.Namespace],
+		mode:     st.mode,
+		fidelity: st.fidelity,
+		maxRange: o.MaxPortRange,
+	}
+	if c.maxRange <= 0 {
+		c.maxRange = DefaultMaxPortRange
+	}
+	t.Active = true
+	t.Policies = c.translate(cp)
+	t.Findings = c.f.sorted()
+	t.Principals, t.Rules = count(t.Policies)
+	return t
+}
+
+// translate generates the policies of one valid NetworkPolicy.
+func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
+	self := npRef(c.np.Namespace, c.np.Name)
+	if cp.egress {
+		if cp.ingress {
+			c.f.add(EgressNotTranslated, "the egress rules of this NetworkPolicy were not translated: an AuthorizationPolicy controls what a workload accepts, not what it sends, so the NetworkPolicy remains the only control of egress", self)
+		} else {
+			c.f.add(EgressNotTranslated, "this NetworkPolicy only restricts egress, which an AuthorizationPolicy cannot express (it controls what a workload accepts, not what it sends); nothing was generated and the NetworkPolicy remains the only control of egress", self)
+		}
+	}
+	if !cp.ingress {
+		return nil
+	}
+
+	c.ambientFindings(cp)
+
+	groups, selected := c.targets(cp)
+	c.targetsNotInMesh(selected)
+	if len(groups) == 0 {
+		return nil
+	}
+
+	froms := make([]*resolvedFrom, len(cp.rules))
+	used := make([]bool, len(cp.rules))
+	for i := range cp.rules {
+		froms[i] = c.resolveFrom(&cp.rules[i])
+	}
+	policies := make([]*securityv1.AuthorizationPolicy, 0, len(groups))
+	for gi := range groups {
+		var rules []*secv1beta1.Rule
+		for i := range cp.rules {
+			if froms[i].dropped() {
+				continue
+			}
+			ports, keep := c.resolvePorts(&cp.rules[i], &groups[gi])
+			if !keep {
+				continue
+			}
+			used[i] = true
+			rules = append(rules, newRule(froms[i].sources, ports))
+		}
+		policies = append(policies, c.newPolicy(&groups[gi], rules))
+	}
+	// Peer findings explain the sources of generated rules, or why a rule
+	// lost all its sources; a rule dropped for its ports needs neither.
+	for i, from := range froms {
+		if used[i] || from.dropped() {
+			c.f = append(c.f, from.findings...)
+		}
+	}
+	return policies
+}
+
+// count returns the distinct principals and the rules of policies.
+func count(policies []*securityv1.AuthorizationPolicy) (principals, rules int) {
+	seen := map[string]bool{}
+	for _, ap := range policies {
+		rules += len(ap.Spec.Rules)
+		for _, r := range ap.Spec.Rules {
+			for _, f := range r.From {
+				for _, p := range f.Source.Principals {
+					seen[p] = true
+				}
+			}
+		}
+	}
+	return len(seen), rules
+}
+
+// sortedPolicies orders the policies by namespace and name. Duplicates (the
+// same file read twice offline) are ordered by content, so that input order
+// never shows in the output.
+func sortedPolicies(in []networkingv1.NetworkPolicy) []*networkingv1.NetworkPolicy {
+	nps := make([]*networkingv1.NetworkPolicy, len(in))
+	for i := range in {
+		nps[i] = &in[i]
+	}
+	slices.SortStableFunc(nps, func(a, b *networkingv1.NetworkPolicy) int {
+		if c := cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name)); c != 0 {
+			return c
+		}
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		return bytes.Compare(ja, jb)
+	})
+	return nps
 }

@@ -1,0 +1,179 @@
+package manifest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestDecodeCountsDocumentsAndKinds(t *testing.T) {
+	tests := map[string]struct {
+		input       string
+		wantDocs    int
+		wantObjects map[string]int
+		wantSkipped map[string]int
+	}{
+		"multi-document YAML with empty and comment-only documents": {
+			input: `
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: a}
+---
+# only a comment
+---
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s, namespace: a}
+`,
+			wantDocs:    2,
+			wantObjects: map[string]int{"Namespace": 1},
+			wantSkipped: map[string]int{"v1/Service": 1},
+		},
+		"JSON stream": {
+			input: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}
+{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x", "namespace": "a"}}`,
+			wantDocs:    2,
+			wantObjects: map[string]int{"Namespace": 1, "ServiceAccount": 1},
+		},
+		"v1 List of mixed kinds": {
+			input: `
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: p, namespace: a}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: s, namespace: a}
+- apiVersion: networking.k8s.io/v1
+  kind: NetworkPolicy
+  metadata: {name: np, namespace: a}
+  spec: {podSelector: {}}
+`,
+			wantDocs:    1,
+			wantObjects: map[string]int{"Pod": 1, "NetworkPolicy": 1},
+			wantSkipped: map[string]int{"v1/Secret": 1},
+		},
+		"typed list whose items have no kind": {
+			input: `
+apiVersion: v1
+kind: PodList
+items:
+- metadata: {name: p1, namespace: a}
+- metadata: {name: p2, namespace: a}
+`,
+			wantDocs:    1,
+			wantObjects: map[string]int{"Pod": 2},
+		},
+		"documents that are not Kubernetes objects are counted as skipped": {
+			input: `
+replicaCount: 3
+image: {tag: latest}
+---
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [a.yaml]
+---
+apiVersion: apps/v1beta1
+kind: Deployment
+metadata: {name: old}
+`,
+			wantDocs:    3,
+			wantSkipped: map[string]int{"(no apiVersion and kind)": 1, "kustomize.config.k8s.io/v1beta1/Kustomization": 1, "apps/v1beta1/Deployment": 1},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			res := decodeYAML(t, Options{}, "in.yaml", tc.input)
+			if res.Stats.Documents != tc.wantDocs {
+				t.Errorf("Documents = %d, want %d", res.Stats.Documents, tc.wantDocs)
+			}
+			if diff := cmp.Diff(tc.wantObjects, res.Stats.Objects, cmpOpts); diff != "" {
+				t.Errorf("Objects (-want,+got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantSkipped, res.Stats.Skipped, cmpOpts); diff != "" {
+				t.Errorf("Skipped (-want,+got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDecodePod(t *testing.T) {
+	res := decodeYAML(t, Options{}, "pod.yaml", `
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-1
+  labels: {app: web}
+  annotations:
+    sidecar.istio.io/status: '{}'
+spec:
+  serviceAccountName: web
+  hostNetwork: false
+  initContainers:
+  - name: init
+    image: busybox
+    ports: [{name: ignored, containerPort: 1}]
+  - name: log-shipper
+    image: shipper
+    restartPolicy: Always
+    ports: [{name: logs, containerPort: 24224}]
+  containers:
+  - name: web
+    image: nginx
+    ports:
+    - {name: http, containerPort: 8080}
+    - {name: dns, containerPort: 53, protocol: UDP}
+status:
+  phase: Running
+  podIP: 10.1.2.3
+  someFieldOfANewerServer: true
+`)
+	if len(res.Snapshot.Pods) != 1 {
+		t.Fatalf("got %d pods", len(res.Snapshot.Pods))
+	}
+	got := res.Snapshot.Pods[0]
+	if got.Namespace != "default" || got.Name != "web-1" || got.ServiceAccount != "web" ||
+		got.Phase != corev1.PodRunning || got.IP.String() != "10.1.2.3" || !got.Sidecar || got.Template != "" {
+		t.Errorf("pod = %+v", got)
+	}
+	wantPorts := []string{"http/8080/", "dns/53/UDP", "logs/24224/"}
+	var gotPorts []string
+	for _, p := range got.Ports {
+		gotPorts = append(gotPorts, fmt.Sprintf("%s/%d/%s", p.Name, p.Port, p.Protocol))
+	}
+	if diff := cmp.Diff(wantPorts, gotPorts); diff != "" {
+		t.Errorf("ports (-want,+got):\n%s", diff)
+	}
+}
+
+func TestDecodeKeepsAuthorizationPoliciesOutOfTheSnapshot(t *testing.T) {
+	res := decodeYAML(t, Options{}, "ap.yaml", `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: b, namespace: x}
+spec:
+  rules:
+  - from:
+    - source: {principals: [cluster.local/ns/x/sa/y]}
+---
+apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: a, namespace: x}
+spec: {}
+`)
+	if len(res.AuthorizationPolicies) != 2 || res.AuthorizationPolicies[0].Name != "a" {
+		t.Fatalf("AuthorizationPolicies = %v", res.AuthorizationPolicies)
+	}
+	if got := res.AuthorizationPolicies[1].Spec.GetRules()[0].GetFrom()[0].GetSource().GetPrincipals(); len(got) != 1 {
+		t.Errorf("principals = %v", got)
+	}
+	if len(res.Snapshot.Namespaces) != 0 {
+		t.Errorf("AuthorizationPolicies made namespaces known: %v", res.Snapshot.Namespaces)
+	}
+}

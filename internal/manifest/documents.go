@@ -1,0 +1,328 @@
+package manifest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// document is one top-level document of an input, converted to JSON.
+type document struct {
+	file  string
+	index int // 1-based
+	line  int // first line in file; 0 when unknown
+	json  []byte
+	// err is set instead of json when the document could not be read.
+	err *Error
+}
+
+// splitDocuments cuts one input into documents. A JSON input (first
+// non-blank byte '{') is read as a stream of JSON values; anything else as
+// multi-document YAML. A document that cannot be converted is reported and
+// the next one is still read; a broken JSON stream or YAML separator ends
+// the input, since nothing after it can be located reliably.
+func splitDocuments(file string, data []byte) []document {
+	if utilyaml.IsJSONBuffer(data) {
+		return splitJSON(file, data)
+	}
+	return splitYAML(file, data)
+}
+
+func splitJSON(file string, data []byte) []document {
+	var docs []document
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for index := 1; ; index++ {
+		start := int(dec.InputOffset())
+		for start < len(data) && isSpace(data[start]) {
+			start++
+		}
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			line := lineAt(data, start)
+			var syn *json.SyntaxError
+			if errors.As(err, &syn) {
+				line = lineAt(data, int(syn.Offset))
+			}
+			return append(docs, document{file: file, index: index, err: &Error{File: file, Line: line, Document: index, Err: err}})
+		}
+		docs = append(docs, document{file: file, index: index, line: lineAt(data, start), json: raw})
+	}
+}
+
+func splitYAML(file string, data []byte) []document {
+	var (
+		docs   []document
+		cursor int
+	)
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for index := 1; ; index++ {
+		raw, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			// An invalid separator ("--- foo"): the reader drops the document
+			// before it and consumes the line. Report it where it is, and
+			// read on.
+			line, end := badSeparator(data, cursor)
+			cursor = end
+			docs = append(docs, document{file: file, index: index, err: &Error{File: file, Line: line, Document: index, Err: err}})
+			if line == 0 {
+				return docs // cannot happen; never loop on an error
+			}
+			continue
+		}
+		// The reader returns the exact lines of the document, in order, so
+		// finding them again gives the line numbers.
+		line := 0
+		if i := bytes.Index(data[cursor:], raw); i >= 0 {
+			line = lineAt(data, cursor+i)
+			cursor += i + len(raw)
+		}
+		js, err := yaml.YAMLToJSONStrict(raw) // strict: duplicate keys are errors
+		if err != nil {
+			docs = append(docs, document{file: file, index: index, line: line,
+				err: &Error{File: file, Line: line, Document: index, Err: yamlError(err, line)}})
+			continue
+		}
+		docs = append(docs, document{file: file, index: index, line: line, json: js})
+	}
+}
+
+// badSeparator finds the first line at or after offset that starts with
+// "---" followed by something other than a comment, as the YAML reader
+// rejects. It returns its line number and the offset after it; 0 and offset
+// when there is none.
+func badSeparator(data []byte, offset int) (line, end int) {
+	for i := offset; i < len(data); {
+		next := bytes.IndexByte(data[i:], '\n')
+		if next < 0 {
+			next = len(data)
+		} else {
+			next += i + 1
+		}
+		text := data[i:next]
+		if rest, ok := bytes.CutPrefix(text, []byte("---")); ok {
+			if rest = bytes.TrimSpace(rest); len(rest) > 0 && rest[0] != '#' {
+				return lineAt(data, i), next
+			}
+		}
+		i = next
+	}
+	return 0, offset
+}
+
+var yamlLine = regexp.MustCompile(`(^|: |\n\s*)line (\d+)`)
+
+// yamlError flattens a go-yaml error onto one line and turns its line
+// numbers, which count from the start of the document, into line numbers of
+// the file.
+func yamlError(err error, docLine int) error {
+	msg := err.Error()
+	if docLine > 0 {
+		msg = yamlLine.ReplaceAllStringFunc(msg, func(m string) string {
+			sub := yamlLine.FindStringSubmatch(m)
+			n, convErr := strconv.Atoi(sub[2])
+			if convErr != nil {
+				return m
+			}
+			return sub[1] + "line " + strconv.Itoa(n+docLine-1)
+		})
+	}
+	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ")), " ")
+	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
+	return errors.New(msg)
+}
+
+func lineAt(data []byte, offset int) int {
+	if offset > len(data) {
+		offset = len(data)
+	}
+	if offset < 0 {
+		offset = 0
+	}
+	return bytes.Count(data[:offset], []byte{'\n'}) + 1
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// strictDecode decodes one JSON object into a typed object the way the API
+// server does: field names are case-sensitive, and unknown or duplicate
+// fields are errors. Unknown fields under status are tolerated: only a server
+// writes status, and a newer server than these types may add fields there.
+// Each error carries the path of its field where it can be found. ok is
+// false when the object could not be decoded at all; with only unknown or
+// duplicate fields it is decoded and can still be validated.
+func strictDecode(data []byte, into any) (errs []fieldError, ok bool) {
+	strict, err := kjson.UnmarshalStrict(data, into, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return []fieldError{typeError(data, err)}, false
+	}
+	for _, s := range strict {
+		var fe kjson.FieldError
+		if errors.As(s, &fe) {
+			if strings.HasPrefix(fe.FieldPath(), "status.") {
+				continue
+			}
+			msg := strings.TrimSuffix(s.Error(), " \""+fe.FieldPath()+"\"")
+			errs = append(errs, fieldError{field: fe.FieldPath(), err: errors.New(msg)})
+			continue
+		}
+		errs = append(errs, fieldError{err: s})
+	}
+	return errs, true
+}
+
+// fieldError is an error about one field of a document.
+type fieldError struct {
+	field string
+	err   error
+}
+
+// typeError turns a decoding error into a fieldError. encoding/json names
+// the field of a type error without array indices ("spec.ingress.ports.port");
+// the indices are found again by walking the document for the first value
+// of that kind at that path.
+func typeError(data []byte, err error) fieldError {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" {
+		return fieldError{err: err}
+	}
+	want, _, _ := strings.Cut(te.Value, " ")
+	path := locate(data, te.Field, want)
+	if path == "" {
+		path = te.Field
+	}
+	return fieldError{field: path, err: fmt.Errorf("cannot use a JSON %s as %s", te.Value, goTypeName(te))}
+}
+
+func goTypeName(te *json.UnmarshalTypeError) string {
+	if te.Type == nil {
+		return "this field"
+	}
+	switch te.Type.Kind().String() {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "a list"
+	case "map", "struct":
+		return "an object"
+	}
+	return te.Type.String()
+}
+
+// locate returns the indexed path ("spec.ingress[0].ports[1].port") of the
+// first value in data, in document order, whose unindexed path is field (or
+// whose parent's is: a map value's error names the map) and whose JSON kind
+// is kind. It returns "" when there is none.
+func locate(data []byte, field, kind string) string {
+	w := walker{dec: json.NewDecoder(bytes.NewReader(data)), field: field, kind: kind}
+	w.dec.UseNumber()
+	w.walk("", "", "", 0)
+	return w.found
+}
+
+type walker struct {
+	dec         *json.Decoder
+	field, kind string
+	found       string
+	failed      bool
+}
+
+// walk reads one value. path is its indexed path, dotted its path without
+// indices, parent the dotted path of its container.
+func (w *walker) walk(path, dotted, parent string, depth int) {
+	if w.failed || w.found != "" || depth > 1000 {
+		w.failed = true
+		return
+	}
+	tok, err := w.dec.Token()
+	if err != nil {
+		w.failed = true
+		return
+	}
+	kind := ""
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '{' {
+			kind = "object"
+		} else {
+			kind = "array"
+		}
+	case bool:
+		kind = "bool"
+	case json.Number:
+		kind = "number"
+	case string:
+		kind = "string"
+	case nil:
+		kind = "null"
+	}
+	if kind == w.kind && (dotted == w.field || (parent == w.field && parent != dotted)) {
+		w.found = path
+		return
+	}
+	switch kind {
+	case "object":
+		for w.dec.More() && !w.failed && w.found == "" {
+			keyTok, err := w.dec.Token()
+			key, ok := keyTok.(string)
+			if err != nil || !ok {
+				w.failed = true
+				return
+			}
+			w.walk(joinPath(path, key), joinDotted(dotted, key), dotted, depth+1)
+		}
+		if w.found == "" && !w.failed {
+			_, _ = w.dec.Token() // '}'
+		}
+	case "array":
+		for i := 0; w.dec.More() && !w.failed && w.found == ""; i++ {
+			w.walk(fmt.Sprintf("%s[%d]", path, i), dotted, parent, depth+1)
+		}
+		if w.found == "" && !w.failed {
+			_, _ = w.dec.Token() // ']'
+		}
+	}
+}
+
+func joinDotted(dotted, key string) string {
+	if dotted == "" {
+		return key
+	}
+	return dotted + "." + key
+}
+
+var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// joinPath appends a key the way Kubernetes field paths do: ".key", or
+// "[key]" for keys like app.kubernetes.io/name.
+func joinPath(path, key string) string {
+	if !plainKey.MatchString(key) {
+		return path + "[" + key + "]"
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

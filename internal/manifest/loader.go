@@ -1,0 +1,378 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+)
+
+// maxListDepth bounds Lists inside Lists.
+const maxListDepth = 4
+
+// loader accumulates the objects of one load.
+type loader struct {
+	istioNS string
+	errs    Errors
+	stats   Stats
+	// seen maps "Kind/namespace/name" to where the object was first read.
+	seen       map[string]string
+	namespaces map[string]*corev1.Namespace
+	pods       []*corev1.Pod
+	workloads  []*workload
+	policies   []networkingv1.NetworkPolicy
+	aps        []*securityv1.AuthorizationPolicy
+	sas        []types.NamespacedName
+	mesh       MeshConfig
+}
+
+func newLoader(o Options) *loader {
+	ns := o.IstioNamespace
+	if ns == "" {
+		ns = DefaultIstioNamespace
+	}
+	return &loader{
+		istioNS:    ns,
+		seen:       map[string]string{},
+		namespaces: map[string]*corev1.Namespace{},
+		stats:      Stats{Objects: map[string]int{}, Skipped: map[string]int{}},
+	}
+}
+
+// place is where one object was read, for errors.
+type place struct {
+	doc       document
+	item      string
+	kind      string
+	namespace string
+	name      string
+}
+
+func (p place) error(field string, err error) *Error {
+	return &Error{
+		File: p.doc.file, Line: p.doc.line, Document: p.doc.index, Item: p.item,
+		Kind: p.kind, Namespace: p.namespace, Name: p.name, Field: field, Err: err,
+	}
+}
+
+// origin names the place in a duplicate error.
+func (p place) origin() string {
+	s := p.doc.file
+	if p.doc.line > 0 {
+		s += fmt.Sprintf(":%d", p.doc.line)
+	}
+	s += fmt.Sprintf(" document %d", p.doc.index)
+	if p.item != "" {
+		s += ", " + p.item
+	}
+	return s
+}
+
+func (l *loader) document(d document) {
+	if d.err != nil {
+		l.errs = append(l.errs, d.err)
+		return
+	}
+	if bytes.Equal(bytes.TrimSpace(d.json), []byte("null")) {
+		return // empty, or comments only
+	}
+	l.stats.Documents++
+	l.object(d, "", d.json, "", "", 0)
+}
+
+// object reads one object: a top-level document or an item of a List. For
+// the items of a typed list (PodList), apiVersion and kind default to the
+// list's.
+func (l *loader) object(d document, item string, data []byte, listAPIVersion, itemKind string, depth int) {
+	p := place{doc: d, item: item}
+	defer func() {
+		if r := recover(); r != nil {
+			l.errs = append(l.errs, p.error("", &PanicError{Value: r}))
+		}
+	}()
+
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil || top == nil {
+		l.errs = append(l.errs, p.error("", errors.New("not a Kubernetes object: want a mapping with apiVersion and kind")))
+		return
+	}
+	apiVersion, err1 := stringField(top, "apiVersion")
+	kind, err2 := stringField(top, "kind")
+	if err := errors.Join(err1, err2); err != nil {
+		l.errs = append(l.errs, p.error("", err))
+		return
+	}
+	if kind == "" && itemKind != "" {
+		kind = itemKind
+		if apiVersion == "" {
+			apiVersion = listAPIVersion
+		}
+	}
+	var meta struct {
+		Name         string `json:"name"`
+		GenerateName string `json:"generateName"`
+		Namespace    string `json:"namespace"`
+	}
+	// Best effort, to name the object in errors; the typed decoding reports
+	// what is wrong with metadata.
+	var metaErr error
+	if raw, ok := top["metadata"]; ok {
+		metaErr = json.Unmarshal(raw, &meta)
+	}
+	p.kind, p.name = kind, meta.Name
+	if p.name == "" {
+		p.name = meta.GenerateName
+	}
+
+	switch {
+	case apiVersion == "" && kind == "":
+		// Not a Kubernetes object: a values file, a kustomization without
+		// kind. Counted, so the report shows it was seen.
+		l.stats.Skipped["(no apiVersion and kind)"]++
+		return
+	case kind == "":
+		l.errs = append(l.errs, p.error("kind", errors.New("required")))
+		return
+	case apiVersion == "":
+		l.errs = append(l.errs, p.error("apiVersion", errors.New("required")))
+		return
+	}
+
+	if items, ok := top["items"]; ok && strings.HasSuffix(kind, "List") {
+		l.list(p, items, apiVersion, kind, depth)
+		return
+	}
+
+	gvk := apiVersion + "/" + kind
+	reader, ok := readers[gvk]
+	if ok && kind == "ConfigMap" && !l.isMeshConfig(meta.Namespace, meta.Name) {
+		ok = false
+	}
+	if !ok {
+		l.stats.Skipped[gvk]++
+		return
+	}
+	if reader.namespaced {
+		p.namespace = meta.Namespace
+		if p.namespace == "" {
+			p.namespace = metav1.NamespaceDefault
+		}
+	}
+	if p.name == "" && metaErr == nil {
+		l.errs = append(l.errs, p.error("metadata.name", errors.New("required")))
+		return
+	}
+	errs := reader.read(l, p, data)
+	if len(errs) > 0 {
+		for _, fe := range errs {
+			l.errs = append(l.errs, p.error(fe.field, fe.err))
+		}
+		return
+	}
+	l.stats.Objects[kind]++
+}
+
+func (l *loader) list(p place, raw json.RawMessage, apiVersion, kind string, depth int) {
+	if depth >= maxListDepth {
+		l.errs = append(l.errs, p.error("items", fmt.Errorf("Lists nested more than %d deep", maxListDepth)))
+		return
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		l.errs = append(l.errs, p.error("items", errors.New("must be a list")))
+		return
+	}
+	itemKind := ""
+	if kind != "List" {
+		itemKind = strings.TrimSuffix(kind, "List")
+	}
+	for i, it := range items {
+		label := fmt.Sprintf("items[%d]", i)
+		if p.item != "" {
+			label = p.item + "." + label
+		}
+		l.object(p.doc, label, it, apiVersion, itemKind, depth+1)
+	}
+}
+
+func stringField(top map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := top[name]
+	if !ok || bytes.Equal(raw, []byte("null")) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%s: must be a string", name)
+	}
+	return s, nil
+}
+
+func (l *loader) isMeshConfig(namespace, name string) bool {
+	return name == "istio" && namespace == l.istioNS
+}
+
+// claim records an object's identity and reports a second definition.
+func (l *loader) claim(p place) []fieldError {
+	key := p.kind + "/" + p.namespace + "/" + p.name
+	if first, ok := l.seen[key]; ok {
+		return []fieldError{{err: fmt.Errorf("defined twice: also in %s", first)}}
+	}
+	l.seen[key] = p.origin()
+	return nil
+}
+
+// reader reads one kind. read returns the errors of the object; the object
+// is kept only when there are none.
+type reader struct {
+	namespaced bool
+	read       func(l *loader, p place, data []byte) []fieldError
+}
+
+// readers, by "apiVersion/kind". Kinds not here are skipped and counted.
+var readers = map[string]reader{
+	"v1/Namespace":                       {namespaced: false, read: (*loader).readNamespace},
+	"v1/Pod":                             {namespaced: true, read: (*loader).readPod},
+	"v1/ServiceAccount":                  {namespaced: true, read: (*loader).readServiceAccount},
+	"v1/ConfigMap":                       {namespaced: true, read: (*loader).readMeshConfig},
+	"networking.k8s.io/v1/NetworkPolicy": {namespaced: true, read: (*loader).readNetworkPolicy},
+	"security.istio.io/v1/AuthorizationPolicy":      {namespaced: true, read: (*loader).readAuthorizationPolicy},
+	"security.istio.io/v1beta1/AuthorizationPolicy": {namespaced: true, read: (*loader).readAuthorizationPolicy},
+	"apps/v1/Deployment":                            {namespaced: true, read: readWorkload(func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/StatefulSet":                           {namespaced: true, read: readWorkload(func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/DaemonSet":                             {namespaced: true, read: readWorkload(func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/ReplicaSet":                            {namespaced: true, read: readWorkload(func(o *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"v1/ReplicationController":                      {namespaced: true, read: readWorkload(func(o *corev1.ReplicationController) *corev1.PodTemplateSpec { return o.Spec.Template })},
+	"batch/v1/Job":                                  {namespaced: true, read: readWorkload(func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"batch/v1/CronJob":                              {namespaced: true, read: readWorkload(func(o *batchv1.CronJob) *corev1.PodTemplateSpec { return &o.Spec.JobTemplate.Spec.Template })},
+}
+
+// decode decodes data strictly into obj, runs validate over it when it
+// could be decoded, and claims the object's identity when all is well. It
+// returns every error found.
+func (l *loader) decode(p place, data []byte, obj any, validate func() field.ErrorList) []fieldError {
+	errs, ok := strictDecode(data, obj)
+	if !ok {
+		return errs
+	}
+	if validate != nil {
+		errs = append(errs, fieldErrors(validate())...)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return l.claim(p)
+}
+
+func (l *loader) readNamespace(p place, data []byte) []fieldError {
+	ns := &corev1.Namespace{}
+	if errs := l.decode(p, data, ns, nil); len(errs) > 0 {
+		return errs
+	}
+	l.namespaces[ns.Name] = ns
+	return nil
+}
+
+func (l *loader) readPod(p place, data []byte) []fieldError {
+	pod := &corev1.Pod{}
+	if errs := l.decode(p, data, pod, func() field.ErrorList { return validatePod(pod) }); len(errs) > 0 {
+		return errs
+	}
+	pod.Namespace = p.namespace
+	l.pods = append(l.pods, pod)
+	return nil
+}
+
+func (l *loader) readServiceAccount(p place, data []byte) []fieldError {
+	if errs := l.decode(p, data, &corev1.ServiceAccount{}, nil); len(errs) > 0 {
+		return errs
+	}
+	l.sas = append(l.sas, types.NamespacedName{Namespace: p.namespace, Name: p.name})
+	return nil
+}
+
+// meshFields are the fields of Istio's MeshConfig that change a translation.
+// The rest of the mesh config is not read (and not checked).
+type meshFields struct {
+	TrustDomain   string `json:"trustDomain"`
+	RootNamespace string `json:"rootNamespace"`
+}
+
+func (l *loader) readMeshConfig(p place, data []byte) []fieldError {
+	cm := &corev1.ConfigMap{}
+	var mf meshFields
+	validate := func() field.ErrorList {
+		text, ok := cm.Data["mesh"]
+		if !ok {
+			return nil
+		}
+		if err := yaml.Unmarshal([]byte(text), &mf); err != nil {
+			return field.ErrorList{field.Invalid(field.NewPath("data", "mesh"), field.OmitValueType{}, "not a mesh config: "+yamlError(err, 0).Error())}
+		}
+		return nil
+	}
+	if errs := l.decode(p, data, cm, validate); len(errs) > 0 {
+		return errs
+	}
+	l.mesh = MeshConfig{Found: true, Origin: p.origin(), TrustDomain: mf.TrustDomain, RootNamespace: mf.RootNamespace}
+	return nil
+}
+
+func (l *loader) readNetworkPolicy(p place, data []byte) []fieldError {
+	np := &networkingv1.NetworkPolicy{}
+	if errs := l.decode(p, data, np, func() field.ErrorList { return validateNetworkPolicy(np) }); len(errs) > 0 {
+		return errs
+	}
+	np.Namespace = p.namespace
+	l.policies = append(l.policies, *np)
+	return nil
+}
+
+func (l *loader) readAuthorizationPolicy(p place, data []byte) []fieldError {
+	ap := &securityv1.AuthorizationPolicy{}
+	if errs := l.decode(p, data, ap, nil); len(errs) > 0 {
+		return errs
+	}
+	ap.Namespace = p.namespace
+	l.aps = append(l.aps, ap)
+	return nil
+}
+
+// workload is a controller whose pod template may stand for its pods.
+type workload struct {
+	kind, namespace, name string
+	controller            *metav1.OwnerReference
+	template              *corev1.PodTemplateSpec // nil when the object has none
+}
+
+func (w *workload) key() string { return w.kind + "/" + w.namespace + "/" + w.name }
+
+// readWorkload makes the reader of a workload kind from the function that
+// finds its pod template.
+func readWorkload[T any, PT interface {
+	*T
+	metav1.Object
+}](template func(PT) *corev1.PodTemplateSpec) func(*loader, place, []byte) []fieldError {
+	return func(l *loader, p place, data []byte) []fieldError {
+		obj := PT(new(T))
+		if errs := l.decode(p, data, obj, nil); len(errs) > 0 {
+			return errs
+		}
+		l.workloads = append(l.workloads, &workload{
+			kind: p.kind, namespace: p.namespace, name: p.name,
+			controller: metav1.GetControllerOfNoCopy(obj),
+			template:   template(obj),
+		})
+		return nil
+	}
+}

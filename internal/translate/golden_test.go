@@ -1,0 +1,282 @@
+package translate
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/cases")
+
+// caseInput is testdata/cases/<name>/input.yaml: a snapshot and options.
+type caseInput struct {
+	Options         Options                      `json:"options"`
+	Mesh            MeshSettings                 `json:"mesh"`
+	Namespaces      []Namespace                  `json:"namespaces"`
+	Pods            []Pod                        `json:"pods"`
+	NetworkPolicies []networkingv1.NetworkPolicy `json:"networkPolicies"`
+}
+
+func (in caseInput) snapshot() Snapshot {
+	return Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh}
+}
+
+func readInput(t testing.TB, path string) caseInput {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in caseInput
+	if err := yaml.UnmarshalStrict(data, &in); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return in
+}
+
+// golden is the reviewed form of a Result written to expected*.yaml.
+type golden struct {
+	Translations []goldenTranslation `json:"translations"`
+}
+
+type goldenTranslation struct {
+	NetworkPolicy string           `json:"networkPolicy"`
+	Generation    int64            `json:"generation,omitempty"`
+	Active        bool             `json:"active"`
+	Mode          Mode             `json:"mode,omitempty"`
+	Fidelity      Fidelity         `json:"fidelity,omitempty"`
+	Principals    int              `json:"principals,omitempty"`
+	Rules         int              `json:"rules,omitempty"`
+	Findings      []goldenFinding  `json:"findings,omitempty"`
+	Policies      []map[string]any `json:"policies,omitempty"`
+}
+
+type goldenFinding struct {
+	Type     FindingType `json:"type"`
+	Severity Severity    `json:"severity"`
+	Message  string      `json:"message"`
+	Objects  []string    `json:"objects,omitempty"`
+}
+
+// policyMap is a generated policy as the API server would store it, without
+// the empty status and creationTimestamp the Go types always marshal.
+func policyMap(t testing.TB, ap *securityv1.AuthorizationPolicy) map[string]any {
+	t.Helper()
+	data, err := json.Marshal(ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "status")
+	if md, ok := m["metadata"].(map[string]any); ok {
+		delete(md, "creationTimestamp")
+	}
+	return m
+}
+
+func marshalResult(t testing.TB, r Result) []byte {
+	t.Helper()
+	g := golden{Translations: []goldenTranslation{}}
+	for _, tr := range r.Translations {
+		gt := goldenTranslation{
+			NetworkPolicy: tr.NetworkPolicy.String(),
+			Generation:    tr.Generation,
+			Active:        tr.Active,
+			Mode:          tr.Mode,
+			Fidelity:      tr.Fidelity,
+			Principals:    tr.Principals,
+			Rules:         tr.Rules,
+		}
+		for _, f := range tr.Findings {
+			gf := goldenFinding{Type: f.Type, Severity: f.Severity, Message: f.Message}
+			for _, o := range f.Objects {
+				ref := o.Kind + " " + o.Name
+				if o.Namespace != "" {
+					ref = o.Kind + " " + o.Namespace + "/" + o.Name
+				}
+				gf.Objects = append(gf.Objects, ref)
+			}
+			gt.Findings = append(gt.Findings, gf)
+		}
+		for _, ap := range tr.Policies {
+			gt.Policies = append(gt.Policies, policyMap(t, ap))
+		}
+		g.Translations = append(g.Translations, gt)
+	}
+	out, err := yaml.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// variants of a case: expected.yaml runs the input as written;
+// expected.<fidelity>.yaml runs it with that default fidelity. A case runs
+// the variants whose files exist; -update rewrites them (create an empty
+// file to start a new one).
+var variants = map[string]Fidelity{
+	"expected.yaml":            "",
+	"expected.permissive.yaml": FidelityPermissive,
+	"expected.strict.yaml":     FidelityStrict,
+}
+
+// goldenCases maps each directory of testdata/cases to what of the
+// translation contract it pins down. Every directory must be listed.
+var goldenCases = map[string]string{
+	"allow-all-ingress":            "ingress: [{}] gives one empty rule",
+	"ambient-mesh":                 "in the mesh through the ambient namespace label, pods opted out with dataplane-mode=none; AmbientPortBlocked",
+	"ambient-dry-run":              "DryRunNotEvaluated in an ambient namespace in dry-run; port 15008 allowed by number, range and all-ports rules",
+	"chili-shop":                   "article: only backend reaches database, only frontend reaches backend (matchLabels peers and targets, empty serviceAccountName is default)",
+	"chili-shop-roles":             "article: the role=backend / role=frontend variant of the chili shop",
+	"default-deny-all":             "article: podSelector {} and policyTypes [Ingress] without rules: no selector, no rules",
+	"dry-run":                      "mode annotation dry-run adds istio.io/dry-run; DefaultMode from options",
+	"egress-external-ips":          "article: egress-only ipBlock 0.0.0.0/0 except private ranges: nothing generated, EgressNotTranslated",
+	"egress-only-internal":         "article: egress only to pods of the namespace: nothing generated, EgressNotTranslated; implied policyTypes",
+	"fidelity-annotation":          "fidelity annotation overrides the default fidelity",
+	"ingress-and-egress":           "egress rules beside ingress rules are ignored with EgressNotTranslated; implied policyTypes with egress rules",
+	"invalid-annotation":           "invalid mode or fidelity annotation: inactive, InvalidAnnotation",
+	"invalid-cidr":                 "invalid ipBlock cidr and except: InvalidPolicy naming the field",
+	"invalid-policy-shape":         "peer with ipBlock and podSelector, empty peer, bad policyType, bad name: InvalidPolicy",
+	"invalid-ports":                "invalid port, endPort and protocol: InvalidPolicy naming the field",
+	"invalid-selector":             "invalid operator and label value in selectors: InvalidPolicy naming the field",
+	"ipblock-peer":                 "ipBlock peers: ipBlocks and sorted notIpBlocks, IPv6, each peer its own source",
+	"long-name":                    "long NetworkPolicy name: label value hashed, annotation keeps the full name, policy name cut with hash",
+	"match-expressions":            "matchExpressions: one policy per projection, named by its hash; named ports resolve per projection",
+	"multiple-rules":               "each ingress rule becomes one rule, in order",
+	"name-conflict":                "two NetworkPolicies generating the same policy name: Conflict",
+	"named-port":                   "named port resolves to the container port number of the selected pods",
+	"named-port-unmatched":         "named port matching no container port is left out, and a rule left without ports is dropped",
+	"named-port-varies":            "named port with different numbers: permissive union, strict drops it; NamedPortVaries",
+	"namespace-selector-any":       "namespaceSelector: {} gives namespaces [\"*\"]; non-mesh pods anywhere are SourceNotInMesh",
+	"namespace-selector-peer":      "namespaceSelector only, or with podSelector {}: sorted namespaces; no match contributes nothing",
+	"namespace-unknown":            "partial namespaces evaluated by a namespaceSelector: NamespaceUnknown; metadata.name-only selectors are exact",
+	"no-pods-selected":             "matchLabels selector matching nothing still yields its policy: NoPodsSelected",
+	"no-pods-selected-expressions": "matchExpressions selector matching nothing yields nothing: NoPodsSelected",
+	"non-tcp-ports":                "UDP/SCTP ports left out with NonTCPNotEnforced; a rule with only UDP ports is dropped",
+	"overlapping-policies":         "several NetworkPolicies selecting the same pods each yield their own policy (a union in Istio)",
+	"own-namespace-peer":           "podSelector {} alone gives namespaces [N]",
+	"owner-reference":              "a NetworkPolicy with a UID gets a controller owner reference",
+	"peer-matches-nothing":         "a peer matching no pod contributes no source; a rule whose peers all resolve to nothing is dropped",
+	"pod-phases":                   "Succeeded, Failed and hostNetwork pods are invisible; Pending, Unknown and templates count",
+	"port-range":                   "port+endPort expands to every port of the range; ports sorted and de-duplicated",
+	"port-range-too-large":         "a range past the cap: permissive any port, strict drops the range; PortRangeTooLarge",
+	"prometheus-scraper":           "article: monitoring/prometheus into has-metrics pods on the metrics port (namespaceSelector + podSelector peer)",
+	"require-opt-in":               "with RequireOptIn a namespace without the mode annotation is inactive and silent",
+	"root-namespace":               "a NetworkPolicy in the default root namespace istio-system: RootNamespaceSkipped",
+	"root-namespace-custom":        "a custom root namespace is skipped, istio-system is then ordinary",
+	"rule-without-from":            "a rule without from, or with from: [], has no from",
+	"selector-overreach":           "a projection that selects unselected pods: permissive skips it, strict keeps it; SelectorOverreach",
+	"shared-identity":              "a principal covering unselected pods: permissive keeps it, strict drops it; SharedIdentity",
+	"source-not-in-mesh":           "non-mesh source pods: permissive adds their IPs as a separate ipBlocks source, strict nothing; SourceNotInMesh",
+	"target-not-in-mesh":           "selected pods without a proxy: TargetNotInMesh",
+	"techops-admin-db":             "article: only role=admin pods may reach app=techops-examples-db",
+	"trust-domain":                 "principals use the mesh trust domain",
+}
+
+func TestGolden(t *testing.T) {
+	for name := range goldenCases {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", "cases", name)
+			in := readInput(t, filepath.Join(dir, "input.yaml"))
+			ran := 0
+			for file, fidelity := range variants {
+				path := filepath.Join(dir, file)
+				if _, err := os.Stat(path); err != nil {
+					continue
+				}
+				ran++
+				opts := in.Options
+				if fidelity != "" {
+					opts.DefaultFidelity = fidelity
+				}
+				got := marshalResult(t, Translate(in.snapshot(), opts))
+				if *update {
+					if err := os.WriteFile(path, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(string(want), string(got)); diff != "" {
+					t.Errorf("%s mismatch (-want,+got):\n%s", path, diff)
+				}
+			}
+			if ran == 0 {
+				t.Fatalf("%s has no expected*.yaml (create an empty expected.yaml or expected.permissive.yaml and expected.strict.yaml, then run with -update)", dir)
+			}
+		})
+	}
+}
+
+// TestGoldenCasesListed keeps goldenCases and testdata/cases in step, so a
+// case cannot silently stop running.
+func TestGoldenCasesListed(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "cases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range entries {
+		if e.IsDir() {
+			got[e.Name()] = true
+		}
+	}
+	want := map[string]bool{}
+	for name := range goldenCases {
+		want[name] = true
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("testdata/cases and goldenCases differ (-want,+got):\n%s", diff)
+	}
+}
+
+// TestGoldenFindingTypes checks that the goldens pin down every finding
+// type of the contract, each with its severity.
+func TestGoldenFindingTypes(t *testing.T) {
+	all := []FindingType{
+		EgressNotTranslated, SelectorOverreach, PortRangeTooLarge, NamedPortVaries,
+		NonTCPNotEnforced, SharedIdentity, SourceNotInMesh, TargetNotInMesh,
+		RootNamespaceSkipped, Conflict, AmbientPortBlocked, DryRunNotEvaluated,
+		NoPodsSelected, NamespaceUnknown, InvalidAnnotation, InvalidPolicy,
+	}
+	want := map[FindingType]Severity{}
+	for _, ft := range all {
+		want[ft] = SeverityOf(ft)
+	}
+	got := map[FindingType]Severity{}
+	files, err := filepath.Glob(filepath.Join("testdata", "cases", "*", "expected*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g golden
+		if err := yaml.UnmarshalStrict(data, &g); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, tr := range g.Translations {
+			for _, f := range tr.Findings {
+				got[f.Type] = f.Severity
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("finding types in goldens (-want,+got):\n%s", diff)
+	}
+}

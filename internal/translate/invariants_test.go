@@ -1,0 +1,189 @@
+package translate
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// checkInvariants returns every way r breaks what the contract promises
+// about any output, whatever the input. The fuzz and determinism tests
+// share it.
+func checkInvariants(s Snapshot, o Options, r Result) []string {
+	var errs []string
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+
+	nps := sortedPolicies(s.NetworkPolicies)
+	if len(r.Translations) != len(nps) {
+		fail("%d translations for %d NetworkPolicies", len(r.Translations), len(nps))
+		return errs
+	}
+	trustDomain := s.Mesh.TrustDomain
+	if trustDomain == "" {
+		trustDomain = defaultTrustDomain
+	}
+	maxRange := o.MaxPortRange
+	if maxRange <= 0 {
+		maxRange = DefaultMaxPortRange
+	}
+	generated := map[string]bool{}
+	for i, t := range r.Translations {
+		np := nps[i]
+		id := np.Namespace + "/" + np.Name
+		if t.NetworkPolicy.Namespace != np.Namespace || t.NetworkPolicy.Name != np.Name {
+			fail("translation %d is %s, want %s", i, t.NetworkPolicy, id)
+		}
+		if !t.Active && len(t.Policies) > 0 {
+			fail("%s: inactive but has %d policies", id, len(t.Policies))
+		}
+		for j, f := range t.Findings {
+			if f.Severity != SeverityOf(f.Type) {
+				fail("%s: finding %s has severity %s", id, f.Type, f.Severity)
+			}
+			if f.Message == "" {
+				fail("%s: finding %s has no message", id, f.Type)
+			}
+			if !slices.IsSortedFunc(f.Objects, compareObjectRef) {
+				fail("%s: finding %s objects not sorted", id, f.Type)
+			}
+			if j > 0 && compareFinding(t.Findings[j-1], f) >= 0 {
+				fail("%s: findings not sorted or duplicated at %d", id, j)
+			}
+		}
+		if !slices.IsSortedFunc(t.Policies, func(a, b *securityv1.AuthorizationPolicy) int { return strings.Compare(a.Name, b.Name) }) {
+			fail("%s: policies not sorted by name", id)
+		}
+
+		// What the NetworkPolicy's rules allow an output rule to omit.
+		var noFrom, noTo int
+		for _, rule := range np.Spec.Ingress {
+			if len(rule.From) == 0 {
+				noFrom++
+			}
+			if len(rule.Ports) == 0 || anyTCPPort(rule.Ports, t.Fidelity, maxRange) {
+				noTo++
+			}
+		}
+
+		principals := map[string]bool{}
+		rules := 0
+		for _, ap := range t.Policies {
+			key := ap.Namespace + "/" + ap.Name
+			if generated[key] {
+				fail("%s: policy %s generated twice", id, key)
+			}
+			generated[key] = true
+			if ap.Namespace != np.Namespace {
+				fail("%s: policy %s outside the NetworkPolicy's namespace", id, key)
+			}
+			if len(ap.Name) > maxNameLength || len(validation.IsDNS1123Subdomain(ap.Name)) > 0 {
+				fail("%s: invalid policy name %q", id, ap.Name)
+			}
+			if ap.Labels[LabelManagedBy] != ManagedByValue || ap.Annotations[AnnotationSourcePolicy] != np.Name {
+				fail("%s: policy %s lacks its ownership labels", id, key)
+			}
+			if v := ap.Labels[LabelNetworkPolicy]; len(content.IsLabelValue(v)) > 0 || v == "" {
+				fail("%s: invalid label value %q", id, v)
+			}
+			if (ap.Annotations[AnnotationIstioDryRun] == "true") != (t.Mode == ModeDryRun) {
+				fail("%s: dry-run annotation does not match mode %s", id, t.Mode)
+			}
+			if ap.Spec.Selector != nil && len(ap.Spec.Selector.MatchLabels) == 0 {
+				fail("%s: empty selector instead of none", id)
+			}
+			if len(ap.Spec.Rules) > len(np.Spec.Ingress) {
+				fail("%s: %d rules from %d ingress rules", id, len(ap.Spec.Rules), len(np.Spec.Ingress))
+			}
+			var ruleNoFrom, ruleNoTo int
+			for _, rule := range ap.Spec.Rules {
+				rules++
+				if len(rule.From) == 0 {
+					ruleNoFrom++
+				}
+				if len(rule.To) == 0 {
+					ruleNoTo++
+				}
+				for _, from := range rule.From {
+					src := from.GetSource()
+					if src == nil || len(src.Principals)+len(src.Namespaces)+len(src.IpBlocks) == 0 {
+						fail("%s: empty source in %s", id, key)
+						continue
+					}
+					if len(src.NotIpBlocks) > 0 && len(src.IpBlocks) == 0 {
+						fail("%s: notIpBlocks without ipBlocks in %s", id, key)
+					}
+					for _, p := range src.Principals {
+						principals[p] = true
+						if !strings.HasPrefix(p, trustDomain+"/ns/") {
+							fail("%s: principal %q outside trust domain %s", id, p, trustDomain)
+						}
+					}
+					for _, list := range [][]string{src.Principals, src.Namespaces, src.NotIpBlocks} {
+						if !slices.IsSorted(list) {
+							fail("%s: unsorted source list %v", id, list)
+						}
+					}
+					// Pod IPs are sorted as addresses.
+					if !slices.IsSortedFunc(src.IpBlocks, func(a, b string) int {
+						pa, _ := netip.ParsePrefix(a)
+						pb, _ := netip.ParsePrefix(b)
+						return pa.Addr().Compare(pb.Addr())
+					}) {
+						fail("%s: unsorted ipBlocks %v", id, src.IpBlocks)
+					}
+				}
+				for _, to := range rule.To {
+					op := to.GetOperation()
+					if op == nil || len(op.Ports) == 0 {
+						fail("%s: empty operation in %s", id, key)
+						continue
+					}
+					prev := 0
+					for _, p := range op.Ports {
+						n, err := strconv.Atoi(p)
+						if err != nil || n <= prev || n > 65535 {
+							fail("%s: ports %v not sorted distinct numbers", id, op.Ports)
+							break
+						}
+						prev = n
+					}
+				}
+			}
+			if ruleNoFrom > noFrom {
+				fail("%s: %d rules without from, but only %d ingress rules without from", id, ruleNoFrom, noFrom)
+			}
+			if ruleNoTo > noTo {
+				fail("%s: %d rules without to, but only %d ingress rules may allow any port", id, ruleNoTo, noTo)
+			}
+		}
+		if t.Principals != len(principals) || t.Rules != rules {
+			fail("%s: counts %d principals, %d rules; want %d, %d", id, t.Principals, t.Rules, len(principals), rules)
+		}
+	}
+	return errs
+}
+
+// anyTCPPort says whether a rule's ports can legitimately turn into "any
+// port": a TCP entry without a port, or (permissive) a range past the cap.
+func anyTCPPort(ports []networkingv1.NetworkPolicyPort, f Fidelity, maxRange int) bool {
+	for _, p := range ports {
+		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		if p.Port == nil {
+			return true
+		}
+		if f == FidelityPermissive && p.EndPort != nil && int(*p.EndPort)-int(p.Port.IntVal)+1 > maxRange {
+			return true
+		}
+	}
+	return false
+}

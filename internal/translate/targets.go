@@ -1,0 +1,88 @@
+package translate
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// targetGroup is one AuthorizationPolicy to generate: its name, its
+// workload selector and the selected pods it applies to.
+type targetGroup struct {
+	name string
+	// matchLabels of the workload selector; nil means no selector.
+	matchLabels map[string]string
+	// pods the NetworkPolicy selects that this policy applies to; named
+	// ports resolve against them.
+	pods []*podInfo
+}
+
+// targets decides the policies to generate for the policy's podSelector.
+// It returns them sorted by name, and every pod the podSelector selects.
+func (c *tctx) targets(cp *compiledPolicy) ([]targetGroup, []*podInfo) {
+	sel := cp.target
+	selected := c.ns.selectPods(sel)
+	if len(sel.exprKeys) == 0 {
+		if len(selected) == 0 {
+			c.f.add(NoPodsSelected, "spec.podSelector matches no pod today; the AuthorizationPolicy is generated anyway so that pods created later are covered at once",
+				npRef(c.np.Namespace, c.np.Name))
+		}
+		var ml map[string]string
+		if !sel.empty {
+			ml = maps.Clone(sel.matchLabels)
+		}
+		return []targetGroup{{name: policyName(c.np.Name, ""), matchLabels: ml, pods: selected}}, selected
+	}
+	if len(selected) == 0 {
+		c.f.add(NoPodsSelected, "spec.podSelector matches no pod today; a podSelector with matchExpressions yields no AuthorizationPolicy until matching pods exist",
+			npRef(c.np.Namespace, c.np.Name))
+		return nil, nil
+	}
+
+	// matchExpressions: Istio selectors only match labels exactly, so each
+	// distinct projection of the selected pods becomes its own policy.
+	isSelected := make(map[*podInfo]bool, len(selected))
+	projections := map[string]map[string]string{}
+	for _, p := range selected {
+		isSelected[p] = true
+		proj := sel.projection(p)
+		projections[setString(proj)] = proj
+	}
+	var groups []targetGroup
+	for _, key := range slices.Sorted(maps.Keys(projections)) {
+		proj := projections[key]
+		name := policyName(c.np.Name, key)
+		var covered, overreach, own []*podInfo
+		for _, p := range c.ns.selectPods(exactSelector(proj)) {
+			switch {
+			case !isSelected[p]:
+				overreach = append(overreach, p)
+			case setString(sel.projection(p)) == key:
+				own = append(own, p)
+				covered = append(covered, p)
+			default:
+				covered = append(covered, p)
+			}
+		}
+		g := targetGroup{name: name, matchLabels: proj, pods: covered}
+		if len(proj) == 0 {
+			g.matchLabels = nil
+		}
+		if len(overreach) > 0 {
+			msg := fmt.Sprintf("Istio can only select exact labels, and the labels {%s} that stand for %s %s of spec.podSelector also select %s %s, which the NetworkPolicy does not select",
+				key, plural(len(own), "pod", "pods"), podNames(c.ns.name, own), plural(len(overreach), "pod", "pods"), podNames(c.ns.name, overreach))
+			refs := append(podRefs(own), podRefs(overreach)...)
+			if c.fidelity == FidelityPermissive {
+				c.f.add(SelectorOverreach, fmt.Sprintf("%s; permissive: no AuthorizationPolicy was generated for these labels, so Istio does not restrict %s through them; give the selected pods a label the others lack and select on it",
+					msg, podNames(c.ns.name, own)), refs...)
+				continue
+			}
+			c.f.add(SelectorOverreach, fmt.Sprintf("%s; strict: AuthorizationPolicy %s was generated anyway and also restricts %s; give the selected pods a label the others lack and select on it",
+				msg, name, podNames(c.ns.name, overreach)), refs...)
+		}
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b targetGroup) int { return strings.Compare(a.name, b.name) })
+	return groups, selected
+}

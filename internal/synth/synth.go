@@ -48,6 +48,18 @@ type Cluster struct {
 
 const appsPerNamespace = 10
 
+// Cross-namespace selectors match a bounded number of namespaces whatever the
+// cluster size, as teams and monitoring stacks do, so that the output per
+// policy stays the same across sizes and the benchmark measures the engine's
+// growth rather than the output's.
+const (
+	namespacesPerTeam    = 10
+	monitoringNamespaces = 4
+)
+
+// team names the team that owns namespace i.
+func team(i int) string { return fmt.Sprintf("team-%d", i/namespacesPerTeam) }
+
 var tiers = []string{"web", "api", "db", "cache", "worker"}
 var envs = []string{"prod", "staging", "dev"}
 
@@ -62,10 +74,10 @@ func Generate(s Size) Cluster {
 		}
 		labels := map[string]string{
 			"kubernetes.io/metadata.name": ns,
-			"team":                        fmt.Sprintf("team-%d", i%10),
+			"team":                        team(i),
 			"env":                         envs[i%len(envs)],
 		}
-		if i%5 == 0 {
+		if i < monitoringNamespaces {
 			labels["monitoring"] = "true"
 		}
 		c.Namespaces = append(c.Namespaces, corev1.Namespace{
@@ -175,13 +187,13 @@ func policy(nsIndex int, ns string, k, namespaces int) networkingv1.NetworkPolic
 			Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"app-2", "app-3"},
 		}}}
 		spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{
-			From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": fmt.Sprintf("team-%d", (nsIndex+1)%10)}}}},
+			From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": team((nsIndex + namespacesPerTeam) % namespaces)}}}},
 		}}
 	case 4: // combined namespace + pod selector, named port
 		spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"tier": "api"}}
 		spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{
 			From: []networkingv1.NetworkPolicyPeer{{
-				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": envs[nsIndex%len(envs)], "team": fmt.Sprintf("team-%d", nsIndex%10)}},
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": envs[nsIndex%len(envs)], "team": team(nsIndex)}},
 				PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"role": "frontend"}},
 			}},
 			Ports: []networkingv1.NetworkPolicyPort{tcp(intstr.FromString("http"))},

@@ -177,6 +177,8 @@ var goldenCases = map[string]string{
 	"rule-without-from":            "a rule without from, or with from: [], has no from",
 	"selector-overreach":           "a projection that selects unselected pods: permissive skips it, strict keeps it; SelectorOverreach",
 	"shared-identity":              "a principal covering unselected pods: permissive keeps it, strict drops it; SharedIdentity",
+	"source-template-not-in-mesh":  "non-mesh source read from a workload template (no IP knowable): permissive allows any address in a separate source, strict nothing; SourceNotInMesh",
+	"namespace-pods-unknown":       "podSelector peer in a namespace whose pods are not in the input: permissive allows the namespace, strict nothing; NamespaceUnknown",
 	"source-not-in-mesh":           "non-mesh source pods: permissive adds their IPs as a separate ipBlocks source, strict nothing; SourceNotInMesh",
 	"target-not-in-mesh":           "selected pods without a proxy: TargetNotInMesh",
 	"techops-admin-db":             "article: only role=admin pods may reach app=techops-examples-db",

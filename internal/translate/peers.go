@@ -126,7 +126,12 @@ func (c *tctx) principalsSource(p *compiledPeer, nss []*nsInfo, f *findingList) 
 	mark := c.idx.newMark()
 	var groups []saPods
 	var nonMesh []*podInfo
+	var unknown []string
 	for _, ns := range nss {
+		if ns.partial && len(ns.pods) == 0 {
+			unknown = append(unknown, ns.name)
+			continue
+		}
 		pods := ns.selectPods(p.podSel)
 		if len(pods) == 0 {
 			continue
@@ -193,7 +198,52 @@ func (c *tctx) principalsSource(p *compiledPeer, nss []*nsInfo, f *findingList) 
 	if ip := c.notInMesh(p, nonMesh, f); ip != nil {
 		out = append(out, *ip)
 	}
+	if src := c.unknownPods(p, unknown, f); src != nil {
+		out = append(out, *src)
+	}
 	return out
+}
+
+// unknownPods handles namespaces a podSelector peer reaches whose pods the
+// input does not hold (offline, a namespace known only by name): which
+// ServiceAccounts the selector means there cannot be known. Permissive
+// allows every workload of those namespaces rather than deny the ones the
+// NetworkPolicy allows; strict allows none of them.
+func (c *tctx) unknownPods(p *compiledPeer, names []string, f *findingList) *sourceSpec {
+	if len(names) == 0 {
+		return nil
+	}
+	refs := make([]ObjectRef, 0, len(names))
+	for _, n := range names {
+		refs = append(refs, namespaceRef(n))
+	}
+	what := fmt.Sprintf("the pods of %s %s are not in the input, so the ServiceAccounts %s.podSelector selects there are unknown",
+		plural(len(names), "namespace", "namespaces"), nameList(names), p.path)
+	if c.fidelity == FidelityStrict {
+		f.add(NamespaceUnknown, what+"; strict: no source of "+pick(len(names) == 1, "it", "them")+" is allowed; provide its pods (or workloads) for an exact result", refs...)
+		return nil
+	}
+	f.add(NamespaceUnknown, what+"; permissive: every workload of "+pick(len(names) == 1, "that namespace", "those namespaces")+" is allowed (namespaces source); provide its pods (or workloads) for an exact result", refs...)
+	return &sourceSpec{namespaces: slices.Clone(names)}
+}
+
+// templatesNotInMesh handles source workloads read from templates that will
+// run outside the mesh: no identity and no address is known for their pods,
+// so permissive can only keep allowing them by allowing any address, and
+// says so; strict leaves them out.
+func (c *tctx) templatesNotInMesh(p *compiledPeer, pods, templates []*podInfo, f *findingList) *sourceSpec {
+	one := len(pods) == 1
+	msg := fmt.Sprintf("%s %s that %s allows %s no sidecar and %s not in ambient mode, so %s no mesh identity, and the addresses of workload templates are unknown",
+		plural(len(pods), "pod", "pods"), podNames(c.ns.name, pods), p.path,
+		pick(one, "has", "have"), pick(one, "is", "are"), pick(one, "it presents", "they present"))
+	fix := "; add " + pick(one, "it", "them") + " to the mesh"
+	if c.fidelity == FidelityStrict {
+		f.add(SourceNotInMesh, msg+"; strict: "+pick(one, "it loses", "they lose")+" access"+fix, podRefs(pods)...)
+		return nil
+	}
+	f.add(SourceNotInMesh, msg+"; permissive: this rule allows any source address (ipBlocks 0.0.0.0/0 and ::/0) so that "+
+		pick(len(templates) == 1, "it keeps", "they keep")+" access"+fix, podRefs(pods)...)
+	return &sourceSpec{ipBlocks: []string{"0.0.0.0/0", "::/0"}}
 }
 
 // notInMesh reports source pods that present no identity and, when
@@ -202,13 +252,21 @@ func (c *tctx) notInMesh(p *compiledPeer, pods []*podInfo, f *findingList) *sour
 	if len(pods) == 0 {
 		return nil
 	}
-	var withIP, noIP []*podInfo
+	var withIP, noIP, templates []*podInfo
 	for _, pod := range pods {
-		if pod.ipBlock != "" {
+		switch {
+		case pod.ipBlock != "":
 			withIP = append(withIP, pod)
-		} else {
+		case pod.pod.Template != "":
+			templates = append(templates, pod)
+		default:
 			noIP = append(noIP, pod)
 		}
+	}
+	if len(templates) > 0 {
+		// Workload templates (offline input) will have pods whose
+		// addresses nobody knows yet.
+		return c.templatesNotInMesh(p, pods, templates, f)
 	}
 	one := len(pods) == 1
 	msg := fmt.Sprintf("%s %s that %s allows %s no sidecar and %s not in ambient mode, so %s no mesh identity",

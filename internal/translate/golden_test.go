@@ -50,6 +50,7 @@ type goldenTranslation struct {
 	NetworkPolicy string           `json:"networkPolicy"`
 	Generation    int64            `json:"generation,omitempty"`
 	Active        bool             `json:"active"`
+	KeepExisting  bool             `json:"keepExisting,omitempty"`
 	Mode          Mode             `json:"mode,omitempty"`
 	Fidelity      Fidelity         `json:"fidelity,omitempty"`
 	Principals    int              `json:"principals,omitempty"`
@@ -92,6 +93,7 @@ func marshalResult(t testing.TB, r Result) []byte {
 			NetworkPolicy: tr.NetworkPolicy.String(),
 			Generation:    tr.Generation,
 			Active:        tr.Active,
+			KeepExisting:  tr.KeepExisting,
 			Mode:          tr.Mode,
 			Fidelity:      tr.Fidelity,
 			Principals:    tr.Principals,

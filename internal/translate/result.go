@@ -20,7 +20,14 @@ type Translation struct {
 	// Active is false when the policy was not translated at all (namespace
 	// not opted in, invalid annotation, root namespace). Policies is then
 	// empty and any previously generated policy must be removed.
-	Active   bool
+	Active bool
+	// KeepExisting is set when the NetworkPolicy or its namespace's
+	// annotations are invalid. Policies is empty, and the caller must
+	// neither create nor delete AuthorizationPolicies for it: what was
+	// generated from the last valid input stays in force, so that a typo
+	// never widens what Istio enforces (deleting the only ALLOW policy of a
+	// workload would allow everything).
+	KeepExisting bool
 	Mode     Mode
 	Fidelity Fidelity
 	// Policies are the AuthorizationPolicies to exist for this

@@ -42,7 +42,7 @@ func settingsFor(ns *nsInfo, o Options) nsSettings {
 			s.mode = m
 		} else {
 			s.findings.add(InvalidAnnotation, fmt.Sprintf(
-				"namespace %s has annotation %s=%q, which is not a mode: use %q or %q; nothing is generated in this namespace until it is fixed",
+				"namespace %s has annotation %s=%q, which is not a mode: use %q or %q; nothing new is generated in this namespace until it is fixed, and what was generated there before is kept unchanged",
 				name, AnnotationMode, mode, ModeEnforce, ModeDryRun), namespaceRef(name))
 		}
 	}
@@ -51,7 +51,7 @@ func settingsFor(ns *nsInfo, o Options) nsSettings {
 			s.fidelity = f
 		} else {
 			s.findings.add(InvalidAnnotation, fmt.Sprintf(
-				"namespace %s has annotation %s=%q, which is not a fidelity: use %q or %q; nothing is generated in this namespace until it is fixed",
+				"namespace %s has annotation %s=%q, which is not a fidelity: use %q or %q; nothing new is generated in this namespace until it is fixed, and what was generated there before is kept unchanged",
 				name, AnnotationFidelity, fid, FidelityPermissive, FidelityStrict), namespaceRef(name))
 		}
 	}

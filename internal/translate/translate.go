@@ -60,6 +60,7 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 	}
 	if len(st.findings) > 0 {
 		t.Findings = st.findings.clone().sorted()
+		t.KeepExisting = true
 		return t
 	}
 	t.Mode, t.Fidelity = st.mode, st.fidelity
@@ -68,10 +69,11 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 	if len(errs) > 0 {
 		var f findingList
 		for _, e := range errs {
-			f.add(InvalidPolicy, fmt.Sprintf("%s; nothing was generated for NetworkPolicy %s/%s until it is fixed", e, np.Namespace, np.Name),
+			f.add(InvalidPolicy, fmt.Sprintf("%s; nothing new is generated for NetworkPolicy %s/%s until it is fixed, and what was generated from it before is kept unchanged", e, np.Namespace, np.Name),
 				npRef(np.Namespace, np.Name))
 		}
 		t.Findings = f.sorted()
+		t.KeepExisting = true
 		return t
 	}
 

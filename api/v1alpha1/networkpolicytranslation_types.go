@@ -67,18 +67,18 @@ type NetworkPolicyTranslationStatus struct {
 	// generated policies.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	Principals int32 `json:"principals,omitempty"`
+	Principals int32 `json:"principals"`
 
 	// rules is the number of rules in the generated policies.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	Rules int32 `json:"rules,omitempty"`
+	Rules int32 `json:"rules"`
 
 	// findingsCount is the number of findings, including any cut from the
 	// findings list.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	FindingsCount int32 `json:"findingsCount,omitempty"`
+	FindingsCount int32 `json:"findingsCount"`
 
 	// findings are the places where the translation is not exact, and what
 	// a person should know, sorted by type. At most 100 are listed.

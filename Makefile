@@ -9,6 +9,7 @@ IMG ?= ghcr.io/netpol2authz/netpol2authz:latest
 # Pinned tool versions.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
+HELM_VERSION ?= v4.3.1
 
 # The control plane's versions are pinned by the tools modules' go.mod files.
 KUBE_VERSION := $(shell awk '$$1=="require" && $$2=="k8s.io/kubernetes" {print $$3}' hack/tools/kubernetes/go.mod)
@@ -20,6 +21,7 @@ SHELL = /usr/bin/env bash -o pipefail
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 ENVTEST_DIR ?= $(LOCALBIN)/k8s/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 # A KUBEBUILDER_ASSETS the user already has wins over building our own.
@@ -64,8 +66,8 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt-check vet envtest ## Generate, check formatting, vet, and run every test against a real kube-apiserver and etcd.
-	go test $(GO_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
+test: manifests generate fmt-check vet envtest kustomize helm ## Generate, check formatting, vet, and run every test against a real kube-apiserver and etcd.
+	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(GO_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks.
@@ -85,6 +87,59 @@ build: ## Build the netpol2authz binary into bin/.
 run: manifests generate ## Run the operator against the cluster of your kubeconfig.
 	go run . manager
 
+# The image is built by a container engine (docker or podman), not by make's tools.
+CONTAINER_TOOL ?= docker
+PLATFORMS ?= linux/amd64,linux/arm64
+
+.PHONY: docker-build
+docker-build: ## Build the image IMG for the local platform.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: docker-buildx
+docker-buildx: ## Build and push IMG for PLATFORMS (cross-compiled: the builder stage runs on the build platform).
+	$(CONTAINER_TOOL) buildx build --platform=$(PLATFORMS) --push -t $(IMG) .
+
+.PHONY: build-installer
+build-installer: manifests generate kustomize ## Render dist/install.yaml (config/default with image IMG) and sync the chart's CRDs and manager role from config/.
+	mkdir -p dist
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
+	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	hack/sync-chart.sh
+
+##@ Deployment
+
+ignore-not-found ?= false
+
+# A KUBECTL from the environment or the command line is used as is; the pinned
+# one is built only when it is the one in use.
+KUBECTL_PINNED := $(LOCALBIN)/kubectl-$(KUBE_VERSION)
+KUBECTL ?= $(KUBECTL_PINNED)
+KUBECTL_DEP := $(if $(filter $(KUBECTL_PINNED),$(KUBECTL)),$(KUBECTL_PINNED))
+
+.PHONY: install
+install: manifests kustomize $(KUBECTL_DEP) ## Install the CRDs into the cluster of your kubeconfig.
+	"$(KUSTOMIZE)" build config/crd | "$(KUBECTL)" apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: kustomize $(KUBECTL_DEP) ## Remove the CRDs (and every NetworkPolicyTranslation). ignore-not-found=true to ignore missing ones.
+	"$(KUSTOMIZE)" build config/crd | "$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -f -
+
+# build-installer and deploy record IMG in config/manager/kustomization.yaml
+# (kustomize edit set image), as kubebuilder does: with another IMG, run
+# build-installer too, or test/install reports dist/install.yaml as stale.
+.PHONY: deploy
+deploy: manifests kustomize $(KUBECTL_DEP) ## Deploy the operator (config/default, image IMG) to the cluster of your kubeconfig.
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
+	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kustomize $(KUBECTL_DEP) ## Remove the operator, its namespace and CRDs. ignore-not-found=true to ignore missing ones.
+	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" delete --ignore-not-found=$(ignore-not-found) -f -
+
 ##@ Dependencies
 
 $(LOCALBIN):
@@ -100,11 +155,15 @@ kustomize: $(KUSTOMIZE) ## Build kustomize.
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
-KUBECTL ?= $(LOCALBIN)/kubectl-$(KUBE_VERSION)
+.PHONY: helm
+helm: $(HELM) ## Build helm (renders dist/chart in the tests).
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/$(firstword $(subst ., ,$(HELM_VERSION)))/cmd/helm,$(HELM_VERSION))
+
 .PHONY: kubectl
-kubectl: $(KUBECTL) ## Build kubectl of the same Kubernetes release, to explore the demo's control plane.
-$(KUBECTL): | $(LOCALBIN)
-	cd hack/tools/kubernetes && go build -trimpath -o "$(KUBECTL)" k8s.io/kubernetes/cmd/kubectl
+kubectl: $(KUBECTL_PINNED) ## Build kubectl of the same Kubernetes release, to explore the demo's control plane.
+$(KUBECTL_PINNED): | $(LOCALBIN)
+	cd hack/tools/kubernetes && go build -trimpath -o "$(KUBECTL_PINNED)" k8s.io/kubernetes/cmd/kubectl
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for the tests (once per version) unless KUBEBUILDER_ASSETS is set.

@@ -3,9 +3,11 @@ module github.com/netpol2authz/netpol2authz
 go 1.26.0
 
 require (
+	github.com/moby/patternmatcher v0.6.1
 	istio.io/client-go v1.31.1
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
+	k8s.io/pod-security-admission v0.37.2
 	sigs.k8s.io/controller-runtime v0.25.2
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730
 	sigs.k8s.io/yaml v1.6.0

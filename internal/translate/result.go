@@ -28,8 +28,8 @@ type Translation struct {
 	// never widens what Istio enforces (deleting the only ALLOW policy of a
 	// workload would allow everything).
 	KeepExisting bool
-	Mode     Mode
-	Fidelity Fidelity
+	Mode         Mode
+	Fidelity     Fidelity
 	// Policies are the AuthorizationPolicies to exist for this
 	// NetworkPolicy, sorted by name. Nothing else owned by it may remain.
 	Policies []*securityv1.AuthorizationPolicy

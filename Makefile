@@ -83,6 +83,10 @@ verify-generated: manifests generate ## Fail when generated files differ from th
 build: ## Build the netpol2authz binary into bin/.
 	go build -o $(LOCALBIN)/netpol2authz .
 
+.PHONY: demo
+demo: envtest ## Run the operator on a local control plane with config/samples and show what it does (DEMO_KEEP=1 keeps it running).
+	go run ./hack/demo
+
 .PHONY: run
 run: manifests generate ## Run the operator against the cluster of your kubeconfig.
 	go run . manager

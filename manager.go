@@ -6,28 +6,17 @@ import (
 	"fmt"
 	"io"
 
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/controllers"
+	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
-
-// newScheme holds every type the operator reads or writes.
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(policyv1alpha1.AddToScheme(s))
-	utilruntime.Must(securityv1.AddToScheme(s))
-	return s
-}
 
 // managerOptions are the operator's flags beyond controller-runtime's own.
 type managerOptions struct {
@@ -54,7 +43,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time.")
 	fs.StringVar(&o.trustDomain, "trust-domain", "", "Mesh trust domain for principals (default: trustDomain of the mesh config, else cluster.local).")
 	fs.StringVar(&o.rootNamespace, "root-namespace", "", "Istio root namespace, never acted in (default: rootNamespace of the mesh config, else the Istio namespace).")
-	fs.StringVar(&o.istioNamespace, "istio-namespace", "istio-system", "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
+	fs.StringVar(&o.istioNamespace, "istio-namespace", operator.DefaultIstioNamespace, "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
 	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports one port+endPort range may expand to.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -82,8 +71,15 @@ func runManager(args []string, stderr io.Writer) int {
 		log.Error(err, "no Kubernetes configuration")
 		return 1
 	}
+	settings := operator.Settings{
+		TrustDomain:    o.trustDomain,
+		RootNamespace:  o.rootNamespace,
+		IstioNamespace: o.istioNamespace,
+		MaxPortRange:   o.maxPortRange,
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 newScheme(),
+		Scheme:                 operator.Scheme(),
+		Cache:                  operator.CacheOptions(settings),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
@@ -91,6 +87,11 @@ func runManager(args []string, stderr io.Writer) int {
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")
+		return 1
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.Setup(ctx, mgr, settings, controller.Options{}); err != nil {
+		log.Error(err, "unable to set up the controller")
 		return 1
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -102,7 +103,7 @@ func runManager(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("starting manager", "trustDomain", o.trustDomain, "rootNamespace", o.rootNamespace, "istioNamespace", o.istioNamespace)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "manager stopped")
 		return 1
 	}

@@ -7,16 +7,15 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
@@ -24,6 +23,10 @@ import (
 const (
 	timeout  = 30 * time.Second
 	interval = 100 * time.Millisecond
+	// consistentlyFor is how long a spec watches something not happen.
+	consistentlyFor = 2 * time.Second
+	// steadyFor is how long the steady state must make no write.
+	steadyFor = 3 * time.Second
 )
 
 var (
@@ -32,7 +35,9 @@ var (
 	env     *envtest.Environment
 	cfg     *rest.Config
 	k8s     client.Client
-	testSch = runtime.NewScheme()
+	testSch = operator.Scheme()
+	// op is the operator under test, started on the envtest control plane.
+	op *operatorRun
 )
 
 func TestControllers(t *testing.T) {
@@ -44,10 +49,6 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
 
-	Expect(clientgoscheme.AddToScheme(testSch)).To(Succeed())
-	Expect(policyv1alpha1.AddToScheme(testSch)).To(Succeed())
-	Expect(securityv1.AddToScheme(testSch)).To(Succeed())
-
 	var err error
 	env, err = testenv.New()
 	Expect(err).NotTo(HaveOccurred())
@@ -55,9 +56,15 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	k8s, err = client.New(cfg, client.Options{Scheme: testSch})
 	Expect(err).NotTo(HaveOccurred())
+
+	Expect(client.IgnoreAlreadyExists(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: istioNamespace}}))).To(Succeed())
+	op = startOperator()
 })
 
 var _ = AfterSuite(func() {
+	if op != nil {
+		op.Stop()
+	}
 	cancel()
 	if env != nil {
 		Expect(env.Stop()).To(Succeed())

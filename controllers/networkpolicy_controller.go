@@ -1,0 +1,99 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/operator"
+)
+
+// NetworkPolicyReconciler keeps the AuthorizationPolicies and the
+// NetworkPolicyTranslation of each NetworkPolicy right.
+type NetworkPolicyReconciler struct {
+	Ops *operator.Operator
+}
+
+// Reconcile translates one NetworkPolicy: fetch it (gone: clean up), gather
+// its inputs from the cache, translate, apply, report.
+func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	np := &networkingv1.NetworkPolicy{}
+	if err := r.Ops.Client.Get(ctx, req.NamespacedName, np); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.Ops.CleanUp(ctx, req.NamespacedName)
+		}
+		return ctrl.Result{}, err
+	}
+	in, err := r.Ops.Gather(ctx, np)
+	if err != nil || operator.Terminating(in) {
+		return ctrl.Result{}, err
+	}
+	t := r.Ops.Translate(in)
+	if operator.Retired(t) {
+		return ctrl.Result{}, r.Ops.CleanUp(ctx, req.NamespacedName, t.Findings...)
+	}
+	out, err := r.Ops.Apply(ctx, np, t)
+	if err == nil {
+		err = r.Ops.Report(ctx, np, in, out)
+	}
+	return retryConflicts(ctx, err)
+}
+
+// retryConflicts turns a write conflict into a quiet retry: the cache was
+// behind a write (usually this controller's own, one reconcile earlier),
+// and the watch is bringing the newer object, which ends it.
+func retryConflicts(ctx context.Context, err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		ctrl.LoggerFrom(ctx).V(1).Info("cache behind a write, retrying", "error", err.Error())
+		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// SetupWithManager registers the field indexes and the controller. Pods,
+// namespaces, the mesh config and conflicting AuthorizationPolicies map to
+// the NetworkPolicies they matter to; AuthorizationPolicies and
+// NetworkPolicyTranslations map to their controller, so hand edits and
+// deletions are undone.
+func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
+	if err := operator.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	m := operator.Mapper{Client: mgr.GetClient()}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("networkpolicy").
+		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&securityv1.AuthorizationPolicy{}).
+		Owns(&policyv1alpha1.NetworkPolicyTranslation{}).
+		Watches(&securityv1.AuthorizationPolicy{}, handler.EnqueueRequestsFromMapFunc(m.ConflictRequests)).
+		Watches(&corev1.Pod{}, m.PodHandler(), builder.WithPredicates(operator.PodChanged())).
+		Watches(&corev1.Namespace{}, m.NamespaceHandler(), builder.WithPredicates(operator.NamespaceChanged())).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.MeshConfigRequests), builder.WithPredicates(operator.MeshConfigChanged())).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// Setup wires the operator into mgr, whose cache must have been built with
+// operator.CacheOptions(settings).
+func Setup(ctx context.Context, mgr ctrl.Manager, settings operator.Settings, opts controller.Options) error {
+	r := &NetworkPolicyReconciler{Ops: &operator.Operator{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("netpol2authz"),
+		Settings: settings,
+	}}
+	if err := r.SetupWithManager(ctx, mgr, opts); err != nil {
+		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
+	}
+	return nil
+}

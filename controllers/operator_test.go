@@ -1,0 +1,80 @@
+package controllers_test
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/netpol2authz/netpol2authz/controllers"
+	"github.com/netpol2authz/netpol2authz/internal/operator"
+)
+
+const istioNamespace = "istio-system"
+
+// operatorRun is one running operator: a manager with the controller, whose
+// API writes are counted.
+type operatorRun struct {
+	stop   context.CancelFunc
+	done   chan struct{}
+	writes *atomic.Int64
+}
+
+// Writes is the number of POST, PUT, PATCH and DELETE requests the operator
+// has sent: its client, its cache and its event recorder share the config.
+func (o *operatorRun) Writes() int64 { return o.writes.Load() }
+
+// Stop stops the manager and waits for it to return.
+func (o *operatorRun) Stop() {
+	o.stop()
+	Eventually(o.done, timeout, interval).Should(BeClosed())
+}
+
+func startOperator() *operatorRun {
+	run := &operatorRun{done: make(chan struct{}), writes: &atomic.Int64{}}
+	c := rest.CopyConfig(cfg)
+	c.WrapTransport = countWrites(run.writes)
+	settings := operator.Settings{IstioNamespace: istioNamespace}
+	mgr, err := ctrl.NewManager(c, ctrl.Options{
+		Scheme:                 testSch,
+		Cache:                  operator.CacheOptions(settings),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// The steady-state spec starts a second manager in this process.
+		Controller: config.Controller{SkipNameValidation: new(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	mctx, stop := context.WithCancel(ctx)
+	Expect(controllers.Setup(mctx, mgr, settings, controller.Options{})).To(Succeed())
+	run.stop = stop
+	go func() {
+		defer GinkgoRecover()
+		defer close(run.done)
+		Expect(mgr.Start(mctx)).To(Succeed())
+	}()
+	return run
+}
+
+// countWrites wraps a transport to count the requests that write.
+func countWrites(n *atomic.Int64) func(http.RoundTripper) http.RoundTripper {
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			switch req.Method {
+			case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+				n.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

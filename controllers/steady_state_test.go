@@ -1,0 +1,103 @@
+package controllers_test
+
+import (
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+)
+
+// reconciles reads controller-runtime's count of finished reconciles.
+func reconciles() int {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	n := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			n += m.GetCounter().GetValue()
+		}
+	}
+	return int(n)
+}
+
+// gauge reads the value of a gauge with these labels from
+// controller-runtime's registry (0 when absent).
+func gauge(name string, labels map[string]string) float64 {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+var _ = Describe("The steady state", func() {
+	It("makes no API write when nothing changes, also after a restart", func() {
+		ns := optedInNamespace("steady", "dry-run")
+		newPod(ns, "db-0", map[string]string{"app": "db"}, "db")
+		newPod(ns, "api-0", map[string]string{"app": "api"}, "shared")
+		newPod(ns, "batch-0", map[string]string{"app": "batch"}, "shared") // a finding: SharedIdentity
+		for i := range 3 {
+			newAllowPolicy(ns, fmt.Sprintf("db-%d", i), map[string]string{"app": "db"}, int32(5432+i), peerPods(map[string]string{"app": "api"}))
+		}
+		for i := range 3 {
+			Eventually(translationStatus(ns, fmt.Sprintf("db-%d", i)), timeout, interval).Should(And(
+				haveCondition("Ready", metav1.ConditionTrue, "Applied"),
+				HaveField("Mode", policyv1alpha1.Mode("dry-run")),
+				haveFindingTypes("SharedIdentity"),
+			))
+		}
+
+		By("converged: the running operator writes nothing more")
+		settled := op.Writes()
+		Eventually(func() int64 {
+			n := op.Writes()
+			defer func() { settled = n }()
+			return n - settled
+		}, timeout, steadyFor).Should(BeZero(), "the write count settles")
+		Consistently(op.Writes, steadyFor, interval).Should(Equal(settled))
+
+		By("restarted: a new operator reconciles everything and writes nothing")
+		op.Stop()
+		before := reconciles()
+		op = startOperator()
+		Eventually(reconciles, timeout, interval).Should(BeNumerically(">=", before+3))
+		Consistently(op.Writes, steadyFor, interval).Should(BeZero())
+
+		By("a pod's status heartbeat and an unrelated annotation do not even reach the controller")
+		Eventually(reconciles, timeout, interval).Should(BeNumerically(">=", before+3))
+		settledReconciles := reconciles()
+		pod := &corev1.Pod{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "api-0"}, pod)).To(Succeed())
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastProbeTime: metav1.Now()})
+		Expect(k8s.Status().Update(ctx, pod)).To(Succeed())
+		pod.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": "now"}
+		Expect(k8s.Update(ctx, pod)).To(Succeed())
+		Consistently(reconciles, consistentlyFor, interval).Should(Equal(settledReconciles))
+		Expect(op.Writes()).To(BeZero())
+
+		By("the metrics tell the same story")
+		Expect(gauge("netpol2authz_findings", map[string]string{"type": "SharedIdentity", "namespace": ns})).To(Equal(3.0))
+		Expect(gauge("netpol2authz_generated_policies", nil)).To(BeNumerically(">=", 3))
+	})
+})

@@ -1,0 +1,61 @@
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netpol2authz/netpol2authz/internal/demo"
+	"github.com/netpol2authz/netpol2authz/internal/testenv"
+)
+
+// The demo runs end to end on the shipped samples, so that it cannot rot.
+func TestDemoTellsTheStory(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	err = demo.Run(ctx, demo.Options{
+		Out:     &out,
+		Samples: filepath.Join(root, "config", "samples"),
+		Wait:    45 * time.Second,
+	})
+	story := out.String()
+	if err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, story)
+	}
+	for _, want := range []string{
+		// The generated policies, with principals.
+		"name: netpol-db-admins-only",
+		"cluster.local/ns/shop/sa/ops-console",
+		"istio.io/dry-run: \"true\"",
+		// The dashboard, rendered by the API server from the printer columns.
+		"NAMESPACE   NAME",
+		"MODE", "READY", "EXACT", "FINDINGS",
+		"payments    ledger-from-gateway",
+		// The findings the samples are built to show.
+		"SharedIdentity",
+		"SourceNotInMesh",
+		// The relabelled pod's ServiceAccount joins the database policy.
+		"principals of shop/netpol-db-admins-only after:",
+		"cluster.local/ns/shop/sa/reporting",
+		"==> Done",
+	} {
+		if !strings.Contains(story, want) {
+			t.Errorf("the demo's output lacks %q", want)
+		}
+	}
+	after := story[strings.Index(story, "after:"):]
+	if !strings.Contains(after[:strings.Index(after, "\n")], "sa/reporting") {
+		t.Errorf("the relabelled pod's principal is not in the policy after the relabel:\n%s", after)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", story)
+	}
+}

@@ -1,0 +1,149 @@
+package operator
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	securityapi "istio.io/api/security/v1beta1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+var dbPolicy = &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db", UID: "np-uid"}}
+
+// generated is an AuthorizationPolicy as the engine makes it for dbPolicy.
+func generated(name string, principals ...string) *securityv1.AuthorizationPolicy {
+	return &securityv1.AuthorizationPolicy{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: "shop",
+			Labels:      map[string]string{translate.LabelManagedBy: translate.ManagedByValue, translate.LabelNetworkPolicy: "db"},
+			Annotations: map[string]string{translate.AnnotationSourcePolicy: "db"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Name: "db", UID: "np-uid",
+				Controller: new(true), BlockOwnerDeletion: new(true)}},
+		},
+		Spec: securityapi.AuthorizationPolicy{Rules: []*securityapi.Rule{{From: []*securityapi.Rule_From{{Source: &securityapi.Source{Principals: principals}}}}}},
+	}
+}
+
+// writeCounter is a fake API whose writes are counted.
+func writeCounter(t *testing.T, writes *int, objs ...client.Object) client.Client {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := securityv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	count := func() { *writes++ }
+	return fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
+		WithIndex(&securityv1.AuthorizationPolicy{}, IndexOwner, ownerKeys).
+		WithInterceptorFuncs(interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
+				count()
+				return c.Create(ctx, o, opts...)
+			},
+			Update: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error {
+				count()
+				return c.Update(ctx, o, opts...)
+			},
+			Delete: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.DeleteOption) error {
+				count()
+				return c.Delete(ctx, o, opts...)
+			},
+		}).Build()
+}
+
+func TestApply(t *testing.T) {
+	stale := generated("netpol-db-old", "cluster.local/ns/shop/sa/old")
+	edited := generated("netpol-db", "cluster.local/ns/evil/sa/x")
+	edited.Annotations[translate.AnnotationIstioDryRun] = "true"
+	edited.Annotations["team.example/owner"] = "db"
+	theirs := &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "netpol-db-2", Namespace: "shop"}}
+	unowned := &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "netpol-db-x", Namespace: "shop", Labels: generated("x").Labels}}
+
+	writes := 0
+	c := writeCounter(t, &writes, stale, edited, theirs, unowned)
+	desired := []*securityv1.AuthorizationPolicy{
+		generated("netpol-db", "cluster.local/ns/shop/sa/api"),
+		generated("netpol-db-1", "cluster.local/ns/shop/sa/web"),
+		generated("netpol-db-2", "cluster.local/ns/shop/sa/web"),
+	}
+	got, err := Apply(context.Background(), c, dbPolicy, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"netpol-db", "netpol-db-1"}, got.Policies); diff != "" {
+		t.Errorf("policies in place (-want,+got):\n%s", diff)
+	}
+	if len(got.Conflicts) != 1 || got.Conflicts[0].Objects[0].Name != "netpol-db-2" {
+		t.Errorf("conflicts = %+v, want one about netpol-db-2", got.Conflicts)
+	}
+	if writes != 3 || got.Writes != 3 {
+		t.Errorf("writes = %d (reported %d), want 3: update netpol-db, create netpol-db-1, delete netpol-db-old", writes, got.Writes)
+	}
+
+	ap := &securityv1.AuthorizationPolicy{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "netpol-db"}, ap); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{translate.AnnotationSourcePolicy: "db", "team.example/owner": "db"}, ap.Annotations); diff != "" {
+		t.Errorf("annotations of the restored policy (-want,+got):\n%s", diff)
+	}
+	for _, kept := range []client.Object{theirs, unowned} {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(kept), kept); err != nil {
+			t.Errorf("%s, not owned, was touched: %v", kept.GetName(), err)
+		}
+	}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(stale), stale); err == nil {
+		t.Errorf("%s, owned and no longer desired, was not pruned", stale.Name)
+	}
+
+	writes = 0
+	if _, err := Apply(context.Background(), c, dbPolicy, desired); err != nil {
+		t.Fatal(err)
+	}
+	if writes != 0 {
+		t.Errorf("a second Apply of the same input wrote %d times, want 0", writes)
+	}
+}
+
+func TestApplyAdoptsPoliciesOfAnEarlierNetworkPolicyOfTheSameName(t *testing.T) {
+	old := generated("netpol-db", "cluster.local/ns/shop/sa/api")
+	old.OwnerReferences[0].UID = "deleted-uid"
+	writes := 0
+	c := writeCounter(t, &writes, old)
+	got, err := Apply(context.Background(), c, dbPolicy, []*securityv1.AuthorizationPolicy{generated("netpol-db", "cluster.local/ns/shop/sa/api")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Conflicts) != 0 || writes != 1 {
+		t.Errorf("conflicts %v, writes %d: want the policy adopted with one update", got.Conflicts, writes)
+	}
+}
+
+func TestApplyKeepsWhatExistsOnInvalidInput(t *testing.T) {
+	kept := generated("netpol-db", "cluster.local/ns/shop/sa/api")
+	writes := 0
+	o := &Operator{Client: writeCounter(t, &writes, kept)}
+	out, err := o.Apply(context.Background(), dbPolicy, translate.Translation{KeepExisting: true,
+		Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if writes != 0 {
+		t.Errorf("%d writes on invalid input, want none", writes)
+	}
+	if diff := cmp.Diff([]string{"netpol-db"}, out.Applied.Policies); diff != "" {
+		t.Errorf("policies still in force (-want,+got):\n%s", diff)
+	}
+}

@@ -1,0 +1,105 @@
+package operator
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// Field indexes on the informer cache. Lookups by namespace use the cache's
+// own namespace index; these add the rest.
+const (
+	// IndexScope indexes a NetworkPolicy under ScopeAnyNamespace when an
+	// ingress peer has a namespaceSelector, so that a change in any
+	// namespace finds the few policies that can reach across namespaces.
+	IndexScope = "netpol2authz.io/scope"
+	// ScopeAnyNamespace is the IndexScope key of cross-namespace policies.
+	ScopeAnyNamespace = "*"
+	// IndexServiceAccount indexes a pod under its ServiceAccount
+	// ("default" when unset).
+	IndexServiceAccount = "netpol2authz.io/serviceaccount"
+	// IndexOwner indexes an AuthorizationPolicy under the name of the
+	// NetworkPolicy that is its controller.
+	IndexOwner = "netpol2authz.io/owner"
+	// IndexConflict indexes a NetworkPolicyTranslation under the names of
+	// the AuthorizationPolicies its Conflict findings are about, so that
+	// the NetworkPolicy is retried when such a policy goes away.
+	IndexConflict = "netpol2authz.io/conflict"
+)
+
+// SetupIndexes registers the field indexes on the manager's cache.
+func SetupIndexes(ctx context.Context, fi client.FieldIndexer) error {
+	for _, ix := range []struct {
+		obj   client.Object
+		field string
+		fn    client.IndexerFunc
+	}{
+		{&networkingv1.NetworkPolicy{}, IndexScope, scopeKeys},
+		{&corev1.Pod{}, IndexServiceAccount, serviceAccountKeys},
+		{&securityv1.AuthorizationPolicy{}, IndexOwner, ownerKeys},
+		{&policyv1alpha1.NetworkPolicyTranslation{}, IndexConflict, conflictKeys},
+	} {
+		if err := fi.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
+			return fmt.Errorf("indexing %T by %s: %w", ix.obj, ix.field, err)
+		}
+	}
+	return nil
+}
+
+func scopeKeys(o client.Object) []string {
+	np, ok := o.(*networkingv1.NetworkPolicy)
+	if !ok {
+		return nil
+	}
+	for _, rule := range np.Spec.Ingress {
+		for _, peer := range rule.From {
+			if peer.NamespaceSelector != nil {
+				return []string{ScopeAnyNamespace}
+			}
+		}
+	}
+	return nil
+}
+
+func serviceAccountKeys(o client.Object) []string {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return nil
+	}
+	return []string{cmp.Or(p.Spec.ServiceAccountName, "default")}
+}
+
+func ownerKeys(o client.Object) []string {
+	if ref := metav1.GetControllerOfNoCopy(o); ref != nil && ref.Kind == "NetworkPolicy" {
+		return []string{ref.Name}
+	}
+	return nil
+}
+
+func conflictKeys(o client.Object) []string {
+	npt, ok := o.(*policyv1alpha1.NetworkPolicyTranslation)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, f := range npt.Status.Findings {
+		if f.Type != string(translate.Conflict) {
+			continue
+		}
+		for _, obj := range f.Objects {
+			if obj.Kind == "AuthorizationPolicy" {
+				out = append(out, obj.Name)
+			}
+		}
+	}
+	return out
+}

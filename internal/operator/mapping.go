@@ -1,0 +1,324 @@
+package operator
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// Mapper turns a change of a pod, a namespace, an AuthorizationPolicy or the
+// mesh config into the NetworkPolicies whose translation it can change. It
+// reads only the cache, through the field indexes of SetupIndexes.
+type Mapper struct {
+	Client client.Reader
+}
+
+type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+
+func enqueue(q queue, keys sets.Set[types.NamespacedName]) {
+	for k := range keys {
+		q.Add(reconcile.Request{NamespacedName: k})
+	}
+}
+
+// PodHandler enqueues the NetworkPolicies a pod's old or new state can
+// matter to. Updates see both states, so a pod relabelled out of a selector
+// still reaches the policy it left.
+func (m Mapper) PodHandler() handler.EventHandler {
+	pod := func(o client.Object) *corev1.Pod { p, _ := o.(*corev1.Pod); return p }
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
+			enqueue(q, m.podPolicies(ctx, pod(e.Object)))
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			enqueue(q, m.podPolicies(ctx, pod(e.ObjectOld), pod(e.ObjectNew)))
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
+			enqueue(q, m.podPolicies(ctx, pod(e.Object)))
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) {
+			enqueue(q, m.podPolicies(ctx, pod(e.Object)))
+		},
+	}
+}
+
+// podPolicies are the NetworkPolicies that one of the given states of a pod
+// can matter to: candidates are the policies of its namespace and the
+// cross-namespace ones (IndexScope); a candidate is kept when its
+// podSelector can select the pod, or an ingress peer can select it or
+// another pod of its ServiceAccount (a shared identity).
+func (m Mapper) podPolicies(ctx context.Context, pods ...*corev1.Pod) sets.Set[types.NamespacedName] {
+	out := sets.New[types.NamespacedName]()
+	var first *corev1.Pod
+	for _, p := range pods {
+		if p != nil {
+			first = p
+			break
+		}
+	}
+	if first == nil {
+		return out
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("pod", client.ObjectKeyFromObject(first))
+	candidates, err := m.candidates(ctx, first.Namespace)
+	if err != nil {
+		log.Error(err, "listing NetworkPolicies for a pod change")
+		return out
+	}
+	nsLabels := m.namespaceLabels(ctx, first.Namespace)
+	for _, np := range candidates {
+		for _, p := range pods {
+			if p != nil && m.podMatters(ctx, np, p, nsLabels) {
+				out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// candidates are the NetworkPolicies of namespace ns and those with a
+// namespaceSelector anywhere, in opted-in namespaces only: a pod cannot
+// change a policy that is not translated, and opting in enqueues all the
+// namespace's policies anyway.
+func (m Mapper) candidates(ctx context.Context, ns string) ([]*networkingv1.NetworkPolicy, error) {
+	var local, cross networkingv1.NetworkPolicyList
+	if err := m.Client.List(ctx, &local, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	if err := m.Client.List(ctx, &cross, client.MatchingFields{IndexScope: ScopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	optedIn := m.optedIn(ctx)
+	out := make([]*networkingv1.NetworkPolicy, 0, len(local.Items)+len(cross.Items))
+	for i := range local.Items {
+		if optedIn(ns) {
+			out = append(out, &local.Items[i])
+		}
+	}
+	for i := range cross.Items {
+		if cross.Items[i].Namespace != ns && optedIn(cross.Items[i].Namespace) {
+			out = append(out, &cross.Items[i])
+		}
+	}
+	return out, nil
+}
+
+// optedIn returns a function saying whether a namespace carries the mode
+// annotation, remembering answers for the duration of one event.
+func (m Mapper) optedIn(ctx context.Context) func(string) bool {
+	known := map[string]bool{}
+	return func(name string) bool {
+		in, ok := known[name]
+		if !ok {
+			ns := &corev1.Namespace{}
+			if err := m.Client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+				in = true // cannot tell: reconcile rather than miss it
+			} else {
+				_, in = ns.Annotations[translate.AnnotationMode]
+			}
+			known[name] = in
+		}
+		return in
+	}
+}
+
+func (m Mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
+	ns := &corev1.Namespace{}
+	if err := m.Client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		return labels.Set{"kubernetes.io/metadata.name": name}
+	}
+	return labels.Set(ns.Labels)
+}
+
+// podMatters says whether pod p (with its namespace's labels) can change the
+// translation of np.
+func (m Mapper) podMatters(ctx context.Context, np *networkingv1.NetworkPolicy, p *corev1.Pod, nsLabels labels.Set) bool {
+	podLabels := labels.Set(p.Labels)
+	if np.Namespace == p.Namespace && targetMayMatch(&np.Spec.PodSelector, podLabels) {
+		return true
+	}
+	for _, rule := range np.Spec.Ingress {
+		for _, peer := range rule.From {
+			switch {
+			case peer.IPBlock != nil:
+				continue
+			case peer.NamespaceSelector == nil && np.Namespace != p.Namespace:
+				continue
+			case peer.NamespaceSelector != nil && !selectorMatches(peer.NamespaceSelector, nsLabels):
+				continue
+			}
+			if peer.PodSelector == nil || selectorMatches(peer.PodSelector, podLabels) {
+				return true
+			}
+			if m.sharesIdentity(ctx, peer.PodSelector, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// targetMayMatch says whether a policy's podSelector can involve a pod with
+// these labels: it selects it, or (with matchExpressions) one of the exact
+// label projections Istio selects with may cover it, which requires at
+// least the matchLabels.
+func targetMayMatch(sel *metav1.LabelSelector, podLabels labels.Set) bool {
+	if len(sel.MatchExpressions) == 0 {
+		return selectorMatches(sel, podLabels)
+	}
+	return labels.SelectorFromSet(sel.MatchLabels).Matches(podLabels)
+}
+
+func selectorMatches(sel *metav1.LabelSelector, set labels.Set) bool {
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	return err == nil && s.Matches(set)
+}
+
+// sharesIdentity says whether the peer selects another pod of p's namespace
+// and ServiceAccount: p then shares the principal the peer allows.
+func (m Mapper) sharesIdentity(ctx context.Context, sel *metav1.LabelSelector, p *corev1.Pod) bool {
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return false
+	}
+	var same corev1.PodList
+	if err := m.Client.List(ctx, &same, client.InNamespace(p.Namespace),
+		client.MatchingFields{IndexServiceAccount: serviceAccountKeys(p)[0]}, client.UnsafeDisableDeepCopy); err != nil {
+		return true // cannot tell: reconcile rather than miss it
+	}
+	for i := range same.Items {
+		if same.Items[i].Name != p.Name && s.Matches(labels.Set(same.Items[i].Labels)) {
+			return true
+		}
+	}
+	return false
+}
+
+// NamespaceHandler enqueues, for a namespace change, the NetworkPolicies of
+// that namespace when its netpol2authz annotations or ambient mode change,
+// and the cross-namespace ones whose namespaceSelectors match its old or
+// new labels when its labels change.
+func (m Mapper) NamespaceHandler() handler.EventHandler {
+	ns := func(o client.Object) *corev1.Namespace { n, _ := o.(*corev1.Namespace); return n }
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
+			enqueue(q, m.namespacePolicies(ctx, nil, ns(e.Object)))
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			enqueue(q, m.namespacePolicies(ctx, ns(e.ObjectOld), ns(e.ObjectNew)))
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
+			enqueue(q, m.namespacePolicies(ctx, ns(e.Object), nil))
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) {
+			enqueue(q, m.namespacePolicies(ctx, nil, ns(e.Object)))
+		},
+	}
+}
+
+func (m Mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespace) sets.Set[types.NamespacedName] {
+	out := sets.New[types.NamespacedName]()
+	var oldLabels, curLabels labels.Set
+	name := ""
+	if old != nil {
+		oldLabels, name = old.Labels, old.Name
+	}
+	if cur != nil {
+		curLabels, name = cur.Labels, cur.Name
+	}
+	if name == "" {
+		return out
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("namespace", name)
+	lifecycle := old == nil || cur == nil
+	own := lifecycle || optionsDiffer(old.Annotations, cur.Annotations) || oldLabels[labelDataplaneMode] != curLabels[labelDataplaneMode]
+	if own {
+		var local networkingv1.NetworkPolicyList
+		if err := m.Client.List(ctx, &local, client.InNamespace(name), client.UnsafeDisableDeepCopy); err != nil {
+			log.Error(err, "listing NetworkPolicies for a namespace change")
+			return out
+		}
+		for i := range local.Items {
+			out.Insert(types.NamespacedName{Namespace: name, Name: local.Items[i].Name})
+		}
+	}
+	if lifecycle || !labels.Equals(oldLabels, curLabels) {
+		var cross networkingv1.NetworkPolicyList
+		if err := m.Client.List(ctx, &cross, client.MatchingFields{IndexScope: ScopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
+			log.Error(err, "listing NetworkPolicies for a namespace change")
+			return out
+		}
+		optedIn := m.optedIn(ctx)
+		for i := range cross.Items {
+			np := &cross.Items[i]
+			if !optedIn(np.Namespace) {
+				continue
+			}
+			for _, sel := range namespaceSelectors(np) {
+				if (old != nil && sel.Matches(oldLabels)) || (cur != nil && sel.Matches(curLabels)) {
+					out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ConflictRequests maps an AuthorizationPolicy to the NetworkPolicies whose
+// status reports a Conflict over its name, so that they take the name
+// when it is freed.
+func (m Mapper) ConflictRequests(ctx context.Context, o client.Object) []reconcile.Request {
+	var list policyv1alpha1.NetworkPolicyTranslationList
+	if err := m.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexConflict: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing NetworkPolicyTranslations in conflict", "authorizationPolicy", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}
+
+// MeshConfigRequests maps a change of the mesh config to every
+// NetworkPolicy of an opted-in namespace: the trust domain or the root
+// namespace may have changed.
+func (m Mapper) MeshConfigRequests(ctx context.Context, _ client.Object) []reconcile.Request {
+	log := ctrl.LoggerFrom(ctx)
+	var nsList corev1.NamespaceList
+	if err := m.Client.List(ctx, &nsList, client.UnsafeDisableDeepCopy); err != nil {
+		log.Error(err, "listing namespaces for a mesh config change")
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range nsList.Items {
+		if _, ok := nsList.Items[i].Annotations[translate.AnnotationMode]; !ok {
+			continue
+		}
+		var nps networkingv1.NetworkPolicyList
+		if err := m.Client.List(ctx, &nps, client.InNamespace(nsList.Items[i].Name), client.UnsafeDisableDeepCopy); err != nil {
+			log.Error(err, "listing NetworkPolicies for a mesh config change")
+			return nil
+		}
+		for j := range nps.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&nps.Items[j])})
+		}
+	}
+	return out
+}

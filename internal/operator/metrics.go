@@ -1,0 +1,107 @@
+package operator
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// The operator's metrics, on controller-runtime's registry beside its
+// reconcile metrics.
+var (
+	translationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netpol2authz_translations_total",
+		Help: "Translations of NetworkPolicies in opted-in namespaces, one per reconcile that translated, by result: exact, inexact, conflict, invalid (annotation or policy), error (the API refused a generated policy or failed).",
+	}, []string{"result"})
+	findingsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "netpol2authz_findings",
+		Help: "Current findings of the translated NetworkPolicies, by finding type and namespace.",
+	}, []string{"type", "namespace"})
+	policiesGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "netpol2authz_generated_policies",
+		Help: "AuthorizationPolicies currently generated and in place.",
+	})
+	principalsGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "netpol2authz_principals",
+		Help: "ServiceAccount principals in the generated AuthorizationPolicies, summed over NetworkPolicies (distinct within each).",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(translationsTotal, findingsGauge, policiesGauge, principalsGauge)
+}
+
+// stats is what one NetworkPolicy contributes to the gauges.
+type stats struct {
+	findings   map[translate.FindingType]int
+	policies   int
+	principals int
+}
+
+// gauges keeps the gauges equal to the sum of every NetworkPolicy's last
+// contribution, so that findings that clear and policies that go away
+// leave no stale series behind.
+type gauges struct {
+	mu       sync.Mutex
+	perNP    map[types.NamespacedName]stats
+	findings map[[2]string]int
+}
+
+var recorded = &gauges{perNP: map[types.NamespacedName]stats{}, findings: map[[2]string]int{}}
+
+// RecordTranslation counts one translation and sets the contribution of np
+// to the gauges.
+func RecordTranslation(np types.NamespacedName, o Outcome) {
+	translationsTotal.WithLabelValues(o.Result()).Inc()
+	s := stats{findings: map[translate.FindingType]int{}, policies: len(o.Applied.Policies)}
+	if o.Translation.Active {
+		s.principals = o.Translation.Principals
+	}
+	for _, f := range o.Findings() {
+		s.findings[f.Type]++
+	}
+	recorded.set(np, s)
+}
+
+// RecordError counts a reconcile that failed on the API.
+func RecordError() { translationsTotal.WithLabelValues("error").Inc() }
+
+// ForgetTranslation removes the contribution of np: it is gone, or no
+// longer translated.
+func ForgetTranslation(np types.NamespacedName) { recorded.set(np, stats{}) }
+
+func (g *gauges) set(np types.NamespacedName, s stats) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.perNP[np]
+	touched := map[[2]string]bool{}
+	for t, n := range old.findings {
+		k := [2]string{string(t), np.Namespace}
+		g.findings[k] -= n
+		touched[k] = true
+	}
+	for t, n := range s.findings {
+		k := [2]string{string(t), np.Namespace}
+		g.findings[k] += n
+		touched[k] = true
+	}
+	for k := range touched {
+		if n := g.findings[k]; n > 0 {
+			findingsGauge.WithLabelValues(k[0], k[1]).Set(float64(n))
+		} else {
+			delete(g.findings, k)
+			findingsGauge.DeleteLabelValues(k[0], k[1])
+		}
+	}
+	policiesGauge.Add(float64(s.policies - old.policies))
+	principalsGauge.Add(float64(s.principals - old.principals))
+	if len(s.findings) == 0 && s.policies == 0 && s.principals == 0 {
+		delete(g.perNP, np)
+	} else {
+		g.perNP[np] = s
+	}
+}

@@ -1,0 +1,253 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// Operator carries out the steps of one reconcile of a NetworkPolicy. Its
+// client reads from the manager's cache and writes to the API server.
+type Operator struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Settings Settings
+	// Now is the clock of condition transitions; nil means time.Now.
+	Now func() time.Time
+}
+
+// Event actions and note bound of events.k8s.io/v1.
+const (
+	actionTranslate = "Translate"
+	maxNote         = 1024
+)
+
+// Gather builds the input of the translation of np from the cache.
+func (o *Operator) Gather(ctx context.Context, np *networkingv1.NetworkPolicy) (*Input, error) {
+	return Gather(ctx, o.Client, o.Settings, np)
+}
+
+// Translate runs the engine on the input, which holds one NetworkPolicy.
+func (o *Operator) Translate(in *Input) translate.Translation {
+	return translate.Translate(in.Snapshot, o.Settings.TranslateOptions()).Translations[0]
+}
+
+// Terminating says the NetworkPolicy's namespace is being deleted: nothing
+// can be created there any more, and everything in it is going away.
+func Terminating(in *Input) bool {
+	return in.Namespace != nil && in.Namespace.DeletionTimestamp != nil
+}
+
+// Retired says nothing at all may exist for the translation, not even a
+// status: its namespace is not opted in, or is the Istio root namespace.
+// An invalid annotation or policy is not retired: its status says why
+// nothing is generated.
+func Retired(t translate.Translation) bool {
+	if t.Active {
+		return false
+	}
+	for _, f := range t.Findings {
+		if f.Type != translate.RootNamespaceSkipped {
+			return false
+		}
+	}
+	return true
+}
+
+// Apply puts the translation's AuthorizationPolicies in place (none when it
+// is not active). When the input is invalid (KeepExisting), it writes
+// nothing: what was generated from the last valid input stays in force, so
+// a typo never widens what Istio enforces. A generated policy the API
+// server rejects as invalid is reported in the outcome rather than
+// retried: only a new input can fix it.
+func (o *Operator) Apply(ctx context.Context, np *networkingv1.NetworkPolicy, t translate.Translation) (Outcome, error) {
+	out := Outcome{Translation: t}
+	if t.KeepExisting {
+		kept, err := owned(ctx, o.Client, types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
+		out.Applied.Policies = kept
+		return out, err
+	}
+	var desired = t.Policies
+	if !t.Active {
+		desired = nil
+	}
+	applied, err := Apply(ctx, o.Client, np, desired)
+	out.Applied = applied
+	if applied.Writes > 0 {
+		ctrl.LoggerFrom(ctx).Info("applied AuthorizationPolicies", "writes", applied.Writes, "policies", applied.Policies, "conflicts", len(applied.Conflicts))
+	}
+	if apierrors.IsInvalid(err) {
+		out.ApplyError = err
+		return out, nil
+	}
+	if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+		RecordError() // not a cache behind a write: a real failure
+	}
+	return out, err
+}
+
+// Report makes the NetworkPolicyTranslation of np say what out says: it
+// writes the status once, and only when it changed; it emits an Event on
+// the NetworkPolicy for each finding type that appears or clears, a Warning
+// on the namespace when its annotation newly turns out invalid, and
+// records the metrics.
+func (o *Operator) Report(ctx context.Context, np *networkingv1.NetworkPolicy, in *Input, out Outcome) error {
+	key := types.NamespacedName{Namespace: np.Namespace, Name: np.Name}
+	RecordTranslation(key, out)
+
+	npt := &policyv1alpha1.NetworkPolicyTranslation{}
+	err := o.Client.Get(ctx, key, npt)
+	switch {
+	case apierrors.IsNotFound(err):
+		npt = &policyv1alpha1.NetworkPolicyTranslation{ObjectMeta: metav1.ObjectMeta{Name: np.Name, Namespace: np.Namespace}}
+		setTranslationMeta(npt, np)
+		if err := o.Client.Create(ctx, npt); err != nil {
+			return fmt.Errorf("creating NetworkPolicyTranslation %s: %w", key, err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading NetworkPolicyTranslation %s: %w", key, err)
+	default:
+		if setTranslationMeta(npt, np) {
+			if err := o.Client.Update(ctx, npt); err != nil {
+				return fmt.Errorf("adopting NetworkPolicyTranslation %s: %w", key, err)
+			}
+		}
+	}
+
+	prev := npt.Status.DeepCopy()
+	npt.Status = BuildStatus(prev, np.Generation, out, metav1.NewTime(o.now()))
+	if equality.Semantic.DeepEqual(*prev, npt.Status) {
+		return nil
+	}
+	if err := o.Client.Status().Update(ctx, npt); err != nil {
+		return fmt.Errorf("writing the status of NetworkPolicyTranslation %s: %w", key, err)
+	}
+	ctrl.LoggerFrom(ctx).Info("status updated", "ready", readyReason(npt.Status), "findings", npt.Status.FindingsCount, "policies", len(npt.Status.AuthorizationPolicies))
+	o.emitEvents(np, in.Namespace, prev.Findings, npt.Status.Findings)
+	return nil
+}
+
+// CleanUp removes what was generated for the NetworkPolicy key: the
+// AuthorizationPolicies it controls and its NetworkPolicyTranslation. It
+// serves a deleted NetworkPolicy (no garbage collector needed) and one no
+// longer translated; why holds the findings that say why (the root
+// namespace), which are logged since no status may hold them.
+func (o *Operator) CleanUp(ctx context.Context, key types.NamespacedName, why ...translate.Finding) error {
+	ForgetTranslation(key)
+	for _, f := range why {
+		ctrl.LoggerFrom(ctx).Info("not translated", "finding", f.Type, "message", f.Message)
+	}
+	n, err := prune(ctx, o.Client, key, nil)
+	if err != nil {
+		return err
+	}
+	npt := &policyv1alpha1.NetworkPolicyTranslation{}
+	switch err := o.Client.Get(ctx, key, npt); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("reading NetworkPolicyTranslation %s: %w", key, err)
+	case isNetworkPolicyRef(metav1.GetControllerOfNoCopy(npt), key.Name):
+		if err := o.Client.Delete(ctx, npt, client.Preconditions{UID: &npt.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting NetworkPolicyTranslation %s: %w", key, err)
+		}
+		n++
+	}
+	if n > 0 {
+		ctrl.LoggerFrom(ctx).Info("cleaned up", "deleted", n)
+	}
+	return nil
+}
+
+func (o *Operator) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// setTranslationMeta makes npt carry the managed-by label and a controller
+// reference to np, and says whether it changed anything.
+func setTranslationMeta(npt *policyv1alpha1.NetworkPolicyTranslation, np *networkingv1.NetworkPolicy) bool {
+	changed := false
+	if npt.Labels[translate.LabelManagedBy] != translate.ManagedByValue {
+		if npt.Labels == nil {
+			npt.Labels = map[string]string{}
+		}
+		npt.Labels[translate.LabelManagedBy] = translate.ManagedByValue
+		changed = true
+	}
+	want := metav1.OwnerReference{
+		APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy",
+		Name: np.Name, UID: np.UID, Controller: new(true), BlockOwnerDeletion: new(true),
+	}
+	if ref := metav1.GetControllerOfNoCopy(npt); ref == nil || !equality.Semantic.DeepEqual(*ref, want) {
+		npt.OwnerReferences = append(slices.DeleteFunc(npt.OwnerReferences, func(r metav1.OwnerReference) bool {
+			return r.Controller != nil && *r.Controller
+		}), want)
+		changed = true
+	}
+	return changed
+}
+
+// emitEvents records on np one Event per finding type that appeared
+// (Warning for Warning and Error severity) and one Normal Event per type
+// that cleared, and a Warning on the namespace when InvalidAnnotation
+// appeared.
+func (o *Operator) emitEvents(np *networkingv1.NetworkPolicy, ns *corev1.Namespace, prev, cur []policyv1alpha1.Finding) {
+	if o.Recorder == nil {
+		return
+	}
+	before, after := FindingTypes(prev), FindingTypes(cur)
+	for _, t := range slices.Sorted(maps.Keys(after)) {
+		if _, ok := before[t]; ok {
+			continue
+		}
+		kind := corev1.EventTypeWarning
+		if after[t] == policyv1alpha1.Severity(translate.SeverityInfo) {
+			kind = corev1.EventTypeNormal
+		}
+		note := truncate(firstMessage(cur, t), maxNote)
+		o.Recorder.Eventf(np, nil, kind, t, actionTranslate, "%s", note)
+		if t == string(translate.InvalidAnnotation) && ns != nil {
+			o.Recorder.Eventf(ns, np, corev1.EventTypeWarning, t, actionTranslate, "%s", note)
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[t]; !ok {
+			o.Recorder.Eventf(np, nil, corev1.EventTypeNormal, t+"Cleared", actionTranslate, "the translation no longer has a %s finding", t)
+		}
+	}
+}
+
+func firstMessage(findings []policyv1alpha1.Finding, t string) string {
+	for _, f := range findings {
+		if f.Type == t {
+			return f.Message
+		}
+	}
+	return t
+}
+
+func readyReason(st policyv1alpha1.NetworkPolicyTranslationStatus) string {
+	for _, c := range st.Conditions {
+		if c.Type == policyv1alpha1.ConditionReady {
+			return string(c.Status) + "/" + c.Reason
+		}
+	}
+	return ""
+}

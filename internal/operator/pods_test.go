@@ -1,0 +1,105 @@
+package operator
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+)
+
+func fullPod() *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-1", Namespace: "shop", UID: "u1", ResourceVersion: "7",
+			Labels:        map[string]string{"app": "web"},
+			Annotations:   map[string]string{"sidecar.istio.io/status": `{"containers":["istio-proxy"],"volumes":["istio-envoy"]}`, "kubectl.kubernetes.io/restartedAt": "now"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}},
+		},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "web",
+			NodeName:           "node-1",
+			InitContainers:     []corev1.Container{{Name: "istio-init", Image: "proxyv2", Args: []string{"-p", "15001"}}},
+			Containers: []corev1.Container{
+				{Name: "app", Image: "app:1", Env: []corev1.EnvVar{{Name: "X", Value: "y"}}, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}},
+				{Name: "istio-proxy", Image: "proxyv2"},
+			},
+		},
+		Status: corev1.PodStatus{
+			Phase: corev1.PodRunning, PodIP: "10.0.0.7", PodIPs: []corev1.PodIP{{IP: "10.0.0.7"}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+		},
+	}
+}
+
+func TestTransformPodKeepsWhatTheEngineReads(t *testing.T) {
+	in := fullPod()
+	out, err := TransformPod(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*corev1.Pod)
+	want := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-1", Namespace: "shop", UID: "u1", ResourceVersion: "7",
+			Labels:      map[string]string{"app": "web"},
+			Annotations: map[string]string{"sidecar.istio.io/status": ""},
+		},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "web",
+			Containers:         []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.7"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("transformed pod (-want,+got):\n%s", diff)
+	}
+	if diff := cmp.Diff(EnginePod(in), EnginePod(got), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("the engine sees a different pod after the transform (-full,+transformed):\n%s", diff)
+	}
+
+	// A sidecar known only by its container is kept as the mark.
+	in = fullPod()
+	delete(in.Annotations, "sidecar.istio.io/status")
+	out, _ = TransformPod(in)
+	if !hasSidecar(out.(*corev1.Pod)) {
+		t.Error("the transform lost a sidecar known by its istio-proxy container")
+	}
+	// And no mark without a sidecar.
+	in.Spec.Containers = in.Spec.Containers[:1]
+	out, _ = TransformPod(in)
+	if hasSidecar(out.(*corev1.Pod)) {
+		t.Error("the transform invented a sidecar")
+	}
+}
+
+func TestPodChanged(t *testing.T) {
+	tests := map[string]struct {
+		change func(*corev1.Pod)
+		want   bool
+	}{
+		"status heartbeat":     {func(p *corev1.Pod) { p.Status.Conditions[0].LastProbeTime = metav1.Now() }, false},
+		"unrelated annotation": {func(p *corev1.Pod) { p.Annotations["kubectl.kubernetes.io/restartedAt"] = "later" }, false},
+		"resourceVersion only": {func(p *corev1.Pod) { p.ResourceVersion = "8" }, false},
+		"labels":               {func(p *corev1.Pod) { p.Labels["app"] = "api" }, true},
+		"phase":                {func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }, true},
+		"pod IP":               {func(p *corev1.Pod) { p.Status.PodIP = "10.0.0.8" }, true},
+		"hostNetwork":          {func(p *corev1.Pod) { p.Spec.HostNetwork = true }, true},
+		"sidecar annotation gone": {func(p *corev1.Pod) {
+			delete(p.Annotations, "sidecar.istio.io/status")
+			p.Spec.Containers = p.Spec.Containers[:1]
+		}, true},
+		"container port": {func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].ContainerPort = 8081 }, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			oldPod, newPod := fullPod(), fullPod()
+			tc.change(newPod)
+			if got := PodChanged().Update(event.UpdateEvent{ObjectOld: oldPod, ObjectNew: newPod}); got != tc.want {
+				t.Errorf("PodChanged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,88 @@
+package operator
+
+import (
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+const labelDataplaneMode = "istio.io/dataplane-mode"
+
+// notInitial drops the creations of the informer's initial list: at start
+// every NetworkPolicy is enqueued by its own initial list, so mapping
+// thousands of pods and namespaces to them again is wasted work.
+func notInitial(e event.CreateEvent) bool { return !e.IsInInitialList }
+
+// PodChanged passes pod creations (but those of the initial list) and
+// deletions, and only the updates that can change a translation: labels,
+// ServiceAccount, phase, IPs, hostNetwork, sidecar presence or container
+// ports. Status heartbeats and unrelated annotations stop here.
+func PodChanged() predicate.Predicate {
+	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
+		oldPod, ok1 := e.ObjectOld.(*corev1.Pod)
+		newPod, ok2 := e.ObjectNew.(*corev1.Pod)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return podDiffers(oldPod, newPod)
+	}}
+}
+
+func podDiffers(a, b *corev1.Pod) bool {
+	return !maps.Equal(a.Labels, b.Labels) ||
+		a.Spec.ServiceAccountName != b.Spec.ServiceAccountName ||
+		a.Status.Phase != b.Status.Phase ||
+		a.Status.PodIP != b.Status.PodIP ||
+		!slices.Equal(a.Status.PodIPs, b.Status.PodIPs) ||
+		a.Spec.HostNetwork != b.Spec.HostNetwork ||
+		hasSidecar(a) != hasSidecar(b) ||
+		!equality.Semantic.DeepEqual(containerPorts(a), containerPorts(b))
+}
+
+func containerPorts(p *corev1.Pod) [][]corev1.ContainerPort {
+	var out [][]corev1.ContainerPort
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			out = append(out, cs[i].Ports)
+		}
+	}
+	return out
+}
+
+// NamespaceChanged passes namespace creations (but those of the initial
+// list) and deletions, and updates that change its labels or its
+// netpol2authz annotations.
+func NamespaceChanged() predicate.Predicate {
+	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
+		return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+			optionsDiffer(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations())
+	}}
+}
+
+// optionsDiffer says whether the netpol2authz annotations differ.
+func optionsDiffer(a, b map[string]string) bool {
+	for _, k := range []string{translate.AnnotationMode, translate.AnnotationFidelity} {
+		va, oka := a[k]
+		vb, okb := b[k]
+		if va != vb || oka != okb {
+			return true
+		}
+	}
+	return false
+}
+
+// MeshConfigChanged passes creations (but that of the initial list) and
+// deletions of the mesh ConfigMap and updates of its mesh key.
+func MeshConfigChanged() predicate.Predicate {
+	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
+		a, ok1 := e.ObjectOld.(*corev1.ConfigMap)
+		b, ok2 := e.ObjectNew.(*corev1.ConfigMap)
+		return !ok1 || !ok2 || a.Data[MeshConfigKey] != b.Data[MeshConfigKey]
+	}}
+}

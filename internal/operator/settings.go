@@ -1,0 +1,81 @@
+package operator
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// Mesh config: the ConfigMap "istio", key "mesh", in Istio's control-plane
+// namespace.
+const (
+	MeshConfigMapName = "istio"
+	MeshConfigKey     = "mesh"
+	// DefaultIstioNamespace is Istio's control-plane namespace unless the
+	// --istio-namespace flag says otherwise.
+	DefaultIstioNamespace = "istio-system"
+	defaultTrustDomain    = "cluster.local"
+)
+
+// Settings are the operator's flags that shape translations.
+type Settings struct {
+	// TrustDomain overrides the mesh config's trustDomain (--trust-domain).
+	TrustDomain string
+	// RootNamespace overrides the mesh config's rootNamespace
+	// (--root-namespace).
+	RootNamespace string
+	// IstioNamespace holds the mesh ConfigMap (--istio-namespace); empty
+	// means istio-system.
+	IstioNamespace string
+	// MaxPortRange caps the ports one port+endPort range expands to
+	// (--max-port-range); zero means the engine's default.
+	MaxPortRange int
+}
+
+func (s Settings) istioNamespace() string { return cmp.Or(s.IstioNamespace, DefaultIstioNamespace) }
+
+// TranslateOptions are the engine options of the operator: only opted-in
+// namespaces are translated.
+func (s Settings) TranslateOptions() translate.Options {
+	return translate.Options{RequireOptIn: true, MaxPortRange: s.MaxPortRange}
+}
+
+// meshConfig is the part of Istio's MeshConfig that changes a translation.
+type meshConfig struct {
+	TrustDomain   string `json:"trustDomain,omitempty"`
+	RootNamespace string `json:"rootNamespace,omitempty"`
+}
+
+// Mesh resolves the mesh settings: a flag wins over the mesh ConfigMap, which
+// wins over the defaults (cluster.local; the root namespace is the Istio
+// namespace). It reads the ConfigMap through r, the manager's cache, which
+// holds only that one object. A mesh config that does not parse is an error:
+// guessing the trust domain would write principals that match nobody.
+func (s Settings) Mesh(ctx context.Context, r client.Reader) (translate.MeshSettings, error) {
+	var mc meshConfig
+	cm := &corev1.ConfigMap{}
+	key := client.ObjectKey{Namespace: s.istioNamespace(), Name: MeshConfigMapName}
+	switch err := r.Get(ctx, key, cm); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return translate.MeshSettings{}, fmt.Errorf("reading mesh config ConfigMap %s: %w", key, err)
+	default:
+		if err := yaml.Unmarshal([]byte(cm.Data[MeshConfigKey]), &mc); err != nil {
+			// Terminal: retrying cannot help; a change of the ConfigMap
+			// enqueues every policy again.
+			return translate.MeshSettings{}, reconcile.TerminalError(fmt.Errorf("parsing key %q of mesh config ConfigMap %s: %w", MeshConfigKey, key, err))
+		}
+	}
+	return translate.MeshSettings{
+		TrustDomain:   cmp.Or(s.TrustDomain, mc.TrustDomain, defaultTrustDomain),
+		RootNamespace: cmp.Or(s.RootNamespace, mc.RootNamespace, s.istioNamespace()),
+	}, nil
+}

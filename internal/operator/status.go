@@ -1,0 +1,266 @@
+package operator
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// Reasons of the Ready and Exact conditions beyond finding types.
+const (
+	ReasonApplied     = "Applied"
+	ReasonApplyFailed = "ApplyFailed"
+	ReasonExact       = "Exact"
+)
+
+// maxMessage is the longest finding message the API accepts.
+const maxMessage = 2048
+
+// Outcome is everything the status of one NetworkPolicy is built from.
+type Outcome struct {
+	Translation translate.Translation
+	// Applied is what Apply put in place; empty when the translation was
+	// not active.
+	Applied Applied
+	// ApplyError is set when the API refused a generated policy for good
+	// (invalid), so Ready says so instead of the reconcile retrying.
+	ApplyError error
+}
+
+// Findings are the translation's findings and the conflicts met applying
+// it, sorted by type then message.
+func (o Outcome) Findings() []translate.Finding {
+	out := slices.Concat(o.Translation.Findings, o.Applied.Conflicts)
+	slices.SortStableFunc(out, func(a, b translate.Finding) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Message, b.Message))
+	})
+	return out
+}
+
+// Result names the outcome for the translations_total metric: invalid,
+// error, conflict, inexact or exact.
+func (o Outcome) Result() string {
+	findings := o.Findings()
+	switch {
+	case !o.Translation.Active:
+		return "invalid"
+	case o.ApplyError != nil:
+		return "error"
+	case len(o.Applied.Conflicts) > 0:
+		return "conflict"
+	case firstInexact(findings) != "":
+		return "inexact"
+	default:
+		return "exact"
+	}
+}
+
+// BuildStatus is the status of the translation of a NetworkPolicy of the
+// given generation: prev is the current status (so that conditions keep
+// their LastTransitionTime when they do not change) and now the time of a
+// transition. It never mutates prev.
+func BuildStatus(prev *policyv1alpha1.NetworkPolicyTranslationStatus, generation int64, o Outcome, now metav1.Time) policyv1alpha1.NetworkPolicyTranslationStatus {
+	t := o.Translation
+	findings := o.Findings()
+	principals, rules := t.Principals, t.Rules
+	if len(o.Applied.Conflicts) > 0 {
+		principals, rules = countInPlace(t.Policies, o.Applied.Policies)
+	}
+	st := policyv1alpha1.NetworkPolicyTranslationStatus{
+		ObservedGeneration: generation,
+		Mode:               policyv1alpha1.Mode(t.Mode),
+		Fidelity:           policyv1alpha1.Fidelity(t.Fidelity),
+		Principals:         int32(principals),
+		Rules:              int32(rules),
+		FindingsCount:      int32(len(findings)),
+		Findings:           apiFindings(findings),
+	}
+	if n := len(o.Applied.Policies); n > 0 {
+		st.AuthorizationPolicies = slices.Clone(o.Applied.Policies[:min(n, policyv1alpha1.MaxAuthorizationPolicies)])
+	}
+	for _, c := range prev.Conditions {
+		if c.Type == policyv1alpha1.ConditionReady || c.Type == policyv1alpha1.ConditionExact {
+			st.Conditions = append(st.Conditions, *c.DeepCopy())
+		}
+	}
+	ready := readyCondition(o, findings)
+	exact := exactCondition(findings)
+	for _, c := range []*metav1.Condition{&ready, &exact} {
+		c.ObservedGeneration = generation
+		c.LastTransitionTime = now
+		meta.SetStatusCondition(&st.Conditions, *c)
+	}
+	slices.SortFunc(st.Conditions, func(a, b metav1.Condition) int { return cmp.Compare(a.Type, b.Type) })
+	return st
+}
+
+// countInPlace counts the distinct principals and the rules of the
+// policies whose names are in place, when conflicts kept some out.
+func countInPlace(policies []*securityv1.AuthorizationPolicy, inPlace []string) (principals, rules int) {
+	seen := map[string]bool{}
+	for _, ap := range policies {
+		if !slices.Contains(inPlace, ap.Name) {
+			continue
+		}
+		rules += len(ap.Spec.Rules)
+		for _, r := range ap.Spec.Rules {
+			for _, f := range r.From {
+				for _, p := range f.Source.GetPrincipals() {
+					seen[p] = true
+				}
+			}
+		}
+	}
+	return len(seen), rules
+}
+
+func readyCondition(o Outcome, findings []translate.Finding) metav1.Condition {
+	c := metav1.Condition{Type: policyv1alpha1.ConditionReady, Status: metav1.ConditionFalse}
+	switch {
+	case !o.Translation.Active:
+		// Inactive yet reported: the namespace's annotation or the
+		// policy itself is invalid, and the message says what stays.
+		f := firstOfSeverity(findings, translate.SeverityError)
+		c.Reason, c.Message = string(f.Type), f.Message
+	case o.ApplyError != nil:
+		c.Reason, c.Message = ReasonApplyFailed, "the API server refused a generated AuthorizationPolicy: "+o.ApplyError.Error()
+	case len(o.Applied.Conflicts) > 0:
+		c.Reason = string(translate.Conflict)
+		c.Message = fmt.Sprintf("%d of %d AuthorizationPolicies in place; %d held by objects netpol2authz does not own (see the Conflict findings)",
+			len(o.Applied.Policies), len(o.Translation.Policies), len(o.Applied.Conflicts))
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonApplied
+		c.Message = countOf(len(o.Applied.Policies), "AuthorizationPolicy", "AuthorizationPolicies") + " in place"
+	}
+	c.Message = truncate(c.Message, 32768)
+	return c
+}
+
+func exactCondition(findings []translate.Finding) metav1.Condition {
+	first := firstInexact(findings)
+	if first == "" {
+		return metav1.Condition{Type: policyv1alpha1.ConditionExact, Status: metav1.ConditionTrue, Reason: ReasonExact,
+			Message: "Istio allows exactly what the NetworkPolicy allows, for TCP"}
+	}
+	n := 0
+	for _, f := range findings {
+		if f.Severity != translate.SeverityInfo {
+			n++
+		}
+	}
+	return metav1.Condition{Type: policyv1alpha1.ConditionExact, Status: metav1.ConditionFalse, Reason: string(first),
+		Message: countOf(n, "finding", "findings") + " of Warning or Error severity; see status.findings"}
+}
+
+// countOf renders "1 thing" or "n things".
+func countOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// firstInexact is the type of the first finding of Warning or Error
+// severity, or "".
+func firstInexact(findings []translate.Finding) translate.FindingType {
+	for _, f := range findings {
+		if f.Severity != translate.SeverityInfo {
+			return f.Type
+		}
+	}
+	return ""
+}
+
+func firstOfSeverity(findings []translate.Finding, s translate.Severity) translate.Finding {
+	for _, f := range findings {
+		if f.Severity == s {
+			return f
+		}
+	}
+	if len(findings) > 0 {
+		return findings[0]
+	}
+	return translate.Finding{Type: "NotTranslated", Message: "the NetworkPolicy was not translated"}
+}
+
+// apiFindings converts findings for the status, within the API's bounds.
+// When there are more than MaxFindings, the first of every type is kept
+// before the rest fill the list, so the listed types are all the types and
+// events on appearing and clearing types stay right.
+func apiFindings(in []translate.Finding) []policyv1alpha1.Finding {
+	if len(in) == 0 {
+		return nil
+	}
+	keep := make([]bool, len(in))
+	if len(in) <= policyv1alpha1.MaxFindings {
+		for i := range keep {
+			keep[i] = true
+		}
+	} else {
+		n := 0
+		for i := range in {
+			if i == 0 || in[i].Type != in[i-1].Type {
+				keep[i] = true
+				n++
+			}
+		}
+		for i := range in {
+			if n >= policyv1alpha1.MaxFindings {
+				break
+			}
+			if !keep[i] {
+				keep[i] = true
+				n++
+			}
+		}
+	}
+	out := make([]policyv1alpha1.Finding, 0, min(len(in), policyv1alpha1.MaxFindings))
+	for i, f := range in {
+		if !keep[i] {
+			continue
+		}
+		af := policyv1alpha1.Finding{
+			Type:     string(f.Type),
+			Severity: policyv1alpha1.Severity(f.Severity),
+			Message:  truncate(cmp.Or(f.Message, string(f.Type)), maxMessage),
+		}
+		for _, o := range f.Objects[:min(len(f.Objects), policyv1alpha1.MaxFindingObjects)] {
+			af.Objects = append(af.Objects, policyv1alpha1.ObjectReference{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
+		}
+		out = append(out, af)
+	}
+	return out
+}
+
+// truncate cuts s to at most max bytes on a rune boundary, marking the cut.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const mark = "…"
+	cut := max - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// FindingTypes are the distinct finding types of a status, with the
+// severity of each.
+func FindingTypes(findings []policyv1alpha1.Finding) map[string]policyv1alpha1.Severity {
+	out := make(map[string]policyv1alpha1.Severity, len(findings))
+	for _, f := range findings {
+		if _, ok := out[f.Type]; !ok {
+			out[f.Type] = f.Severity
+		}
+	}
+	return out
+}

@@ -18,8 +18,9 @@ type Translation struct {
 	// Generation of the NetworkPolicy that was translated.
 	Generation int64
 	// Active is false when the policy was not translated at all (namespace
-	// not opted in, invalid annotation, root namespace). Policies is then
-	// empty and any previously generated policy must be removed.
+	// not opted in, root namespace, invalid input). Policies is then empty,
+	// and any previously generated policy must be removed unless
+	// KeepExisting says otherwise.
 	Active bool
 	// KeepExisting is set when the NetworkPolicy or its namespace's
 	// annotations are invalid. Policies is empty, and the caller must

@@ -34,6 +34,7 @@ AuthorizationPolicies with ServiceAccount principals.
 Usage:
   netpol2authz [manager] [flags]      run the operator (the default)
   netpol2authz translate -f PATH...   translate manifests offline (CI, reviews)
+  netpol2authz verify -f PATH...      prove what the AuthorizationPolicies allow against the NetworkPolicies
   netpol2authz help                   show this help
 
 Run 'netpol2authz COMMAND -h' for the flags of a command.
@@ -53,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runManager(args, stderr)
 	case "translate":
 		return cli.RunTranslate(args, stdin, stdout, stderr)
+	case "verify":
+		return cli.RunVerify(args, stdin, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

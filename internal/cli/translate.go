@@ -124,17 +124,23 @@ var translateHelp = []struct{ name, alias, arg string }{
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
+	printFlagUsage(w, fs, translateUsage, translateHelp)
+}
+
+// printFlagUsage writes header, then the flags in the order of help.
+func printFlagUsage(w io.Writer, fs *flag.FlagSet, header string, help []struct{ name, alias, arg string }) {
 	var b strings.Builder
-	b.WriteString(translateUsage)
+	b.WriteString(header)
 	const width = 36
-	for _, h := range translateHelp {
+	for _, h := range help {
 		f := fs.Lookup(h.name)
 		left := "      --" + h.name + " " + h.arg
 		if h.alias != "" {
 			left = "  -" + h.name + ", --" + h.alias + " " + h.arg
 		}
+		left = strings.TrimRight(left, " ")
 		usage := f.Usage
-		if f.DefValue != "" && f.DefValue != "[]" {
+		if f.DefValue != "" && f.DefValue != "[]" && f.DefValue != "false" {
 			usage += " (default " + f.DefValue + ")"
 		}
 		if len(left) >= width {
@@ -210,15 +216,7 @@ func RunTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 
 	loaded, err := manifest.Load(c.files, manifest.Options{IstioNamespace: c.istioNamespace, Stdin: stdin})
 	if err != nil {
-		fmt.Fprintf(stderr, "error: cannot read the input:\n")
-		var errs manifest.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				fmt.Fprintf(stderr, "  %v\n", e)
-			}
-		} else {
-			fmt.Fprintf(stderr, "  %v\n", err)
-		}
+		printLoadError(stderr, err)
 		return ExitBadInput
 	}
 
@@ -287,22 +285,45 @@ const (
 	sourceDefault    = "default"
 )
 
+// printLoadError writes every problem of a failed manifest load.
+func printLoadError(stderr io.Writer, err error) {
+	fmt.Fprintf(stderr, "error: cannot read the input:\n")
+	var errs manifest.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintf(stderr, "  %v\n", e)
+		}
+	} else {
+		fmt.Fprintf(stderr, "  %v\n", err)
+	}
+}
+
+// meshFlags are the mesh settings given on the command line.
+type meshFlags struct {
+	trustDomain, rootNamespace, istioNamespace string
+	set                                        map[string]bool
+}
+
 // meshSettings applies the precedence flag > mesh ConfigMap > default.
 func (c *translateConfig) meshSettings(loaded *manifest.Result) meshReport {
-	m := meshReport{IstioNamespace: c.istioNamespace, MeshConfig: loaded.Mesh.Origin}
+	return meshFlags{c.trustDomain, c.rootNamespace, c.istioNamespace, c.set}.resolve(loaded.Mesh)
+}
+
+func (c meshFlags) resolve(mc manifest.MeshConfig) meshReport {
+	m := meshReport{IstioNamespace: c.istioNamespace, MeshConfig: mc.Origin}
 	switch {
 	case c.set["trust-domain"]:
 		m.TrustDomain, m.TrustDomainSource = c.trustDomain, sourceFlag
-	case loaded.Mesh.TrustDomain != "":
-		m.TrustDomain, m.TrustDomainSource = loaded.Mesh.TrustDomain, sourceMeshConfig
+	case mc.TrustDomain != "":
+		m.TrustDomain, m.TrustDomainSource = mc.TrustDomain, sourceMeshConfig
 	default:
 		m.TrustDomain, m.TrustDomainSource = DefaultTrustDomain, sourceDefault
 	}
 	switch {
 	case c.set["root-namespace"]:
 		m.RootNamespace, m.RootNamespaceSource = c.rootNamespace, sourceFlag
-	case loaded.Mesh.RootNamespace != "":
-		m.RootNamespace, m.RootNamespaceSource = loaded.Mesh.RootNamespace, sourceMeshConfig
+	case mc.RootNamespace != "":
+		m.RootNamespace, m.RootNamespaceSource = mc.RootNamespace, sourceMeshConfig
 	default:
 		// Istio's own default: the control-plane namespace.
 		m.RootNamespace, m.RootNamespaceSource = c.istioNamespace, sourceDefault

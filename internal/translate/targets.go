@@ -16,7 +16,24 @@ type targetGroup struct {
 	// pods the NetworkPolicy selects that this policy applies to; named
 	// ports resolve against them.
 	pods []*podInfo
+	// overreach is set when the selector also selects pods the
+	// NetworkPolicy does not select: the policy then gets fixed rules
+	// instead of the NetworkPolicy's (see targets).
+	overreach overreachRules
 }
+
+// overreachRules are the rules of a policy whose selector reaches pods the
+// NetworkPolicy does not select.
+type overreachRules int
+
+const (
+	noOverreach overreachRules = iota
+	// allowAll is one empty rule: Istio denies nothing to those pods.
+	allowAll
+	// allowNothing is no rule: Istio allows nothing to those pods beyond
+	// what other policies allow.
+	allowNothing
+)
 
 // targets decides the policies to generate for the policy's podSelector.
 // It returns them sorted by name, and every pod the podSelector selects.
@@ -73,13 +90,24 @@ func (c *tctx) targets(cp *compiledPolicy) ([]targetGroup, []*podInfo) {
 			msg := fmt.Sprintf("Istio can only select exact labels, and the labels {%s} that stand for %s %s of spec.podSelector also select %s %s, which the NetworkPolicy does not select",
 				key, plural(len(own), "pod", "pods"), podNames(c.ns.name, own), plural(len(overreach), "pod", "pods"), podNames(c.ns.name, overreach))
 			refs := append(podRefs(own), podRefs(overreach)...)
+			// Istio's ALLOW policies add up, so neither the NetworkPolicy's
+			// rules nor no policy at all is safe here: other policies (a
+			// deny-all, say) may already restrict these pods. Leaving the
+			// selected pods out would deny them what the NetworkPolicy
+			// allows; giving them the rules would allow the others what it
+			// denies. So permissive allows everything to these labels, and
+			// strict allows nothing through them.
 			if c.fidelity == FidelityPermissive {
-				c.f.add(SelectorOverreach, fmt.Sprintf("%s; permissive: no AuthorizationPolicy was generated for these labels, so Istio does not restrict %s through them; give the selected pods a label the others lack and select on it",
-					msg, podNames(c.ns.name, own)), refs...)
-				continue
+				g.overreach = allowAll
+				all := append(slices.Clone(covered), overreach...)
+				slices.SortFunc(all, func(a, b *podInfo) int { return strings.Compare(a.pod.Name, b.pod.Name) })
+				c.f.add(SelectorOverreach, fmt.Sprintf("%s; permissive: AuthorizationPolicy %s allows any traffic to these labels, so Istio denies nothing to %s; give the selected pods a label the others lack and select on it",
+					msg, name, podNames(c.ns.name, all)), podRefs(all)...)
+			} else {
+				g.overreach = allowNothing
+				c.f.add(SelectorOverreach, fmt.Sprintf("%s; strict: AuthorizationPolicy %s allows nothing to these labels, so %s %s no access through this NetworkPolicy; give the selected pods a label the others lack and select on it",
+					msg, name, podNames(c.ns.name, own), pick(len(own) == 1, "gets", "get")), refs...)
 			}
-			c.f.add(SelectorOverreach, fmt.Sprintf("%s; strict: AuthorizationPolicy %s was generated anyway and also restricts %s; give the selected pods a label the others lack and select on it",
-				msg, name, podNames(c.ns.name, overreach)), refs...)
 		}
 		groups = append(groups, g)
 	}

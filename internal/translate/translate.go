@@ -124,6 +124,14 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 	}
 	policies := make([]*securityv1.AuthorizationPolicy, 0, len(groups))
 	for gi := range groups {
+		switch groups[gi].overreach {
+		case allowAll:
+			policies = append(policies, c.newPolicy(&groups[gi], []*secv1beta1.Rule{{}}))
+			continue
+		case allowNothing:
+			policies = append(policies, c.newPolicy(&groups[gi], nil))
+			continue
+		}
 		var rules []*secv1beta1.Rule
 		for i := range cp.rules {
 			if froms[i].dropped() {

@@ -1,0 +1,225 @@
+package verify
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// FuzzTranslateVerify is the property test of the translation: a random
+// cluster is translated, and verify compares what the generated policies
+// allow with what the NetworkPolicies allow. It asserts that
+//   - every difference is explained by a finding (or by ipBlock's
+//     ambiguity on pod addresses);
+//   - permissive never denies a TCP connection between mesh pods that the
+//     NetworkPolicies allow, and strict never allows one they deny, beyond
+//     the documented exceptions below;
+//   - the differences verify reports, computed per class, are exactly the
+//     connections where a pod-by-pod reference evaluation disagrees.
+func FuzzTranslateVerify(f *testing.F) {
+	for _, seed := range fuzzSeeds {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c testCluster
+		(&gen{b: data}).grow(&c)
+		if len(c.Pods) > 40 || len(c.NetworkPolicies) > 16 {
+			t.Skip("too large for one fuzz run")
+		}
+		in := c.generated()
+		r := Verify(in)
+		for _, msg := range checkPromises(in, r) {
+			t.Error(msg)
+		}
+		for _, msg := range checkAgainstReference(in, r) {
+			t.Error(msg)
+		}
+	})
+}
+
+// TestTranslateVerifyRandom runs the fuzz target's checks over a few
+// hundred clusters from a fixed pseudo-random source, so that every test run
+// covers more than the seeds.
+func TestTranslateVerifyRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2026, 11))
+	checked := 0
+	for i := 0; checked < 300; i++ {
+		b := make([]byte, 200+rng.IntN(800))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		var c testCluster
+		(&gen{b: b}).grow(&c)
+		if len(c.Pods) > 40 || len(c.NetworkPolicies) > 16 {
+			continue
+		}
+		checked++
+		in := c.generated()
+		r := Verify(in)
+		for _, msg := range append(checkPromises(in, r), checkAgainstReference(in, r)...) {
+			t.Errorf("cluster %d: %s", i, msg)
+		}
+	}
+}
+
+// fuzzSeeds are byte strings that grow clusters of a few dozen pods and a
+// dozen policies, drawn from a fixed pseudo-random source, so that seeds
+// alone exercise shared identities, pods outside the mesh, ipBlocks over
+// pod addresses, named ports, both fidelities and dry-run.
+var fuzzSeeds = func() [][]byte {
+	var out [][]byte
+	for i := range 24 {
+		rng := rand.New(rand.NewPCG(uint64(i), 2026))
+		b := make([]byte, 150+rng.IntN(350))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		out = append(out, b)
+	}
+	return out
+}()
+
+// Findings that explain a difference the fidelity promises never to make.
+var (
+	// permissive may deny what NetworkPolicy allows only where the
+	// translation says so: nothing was generated for a policy whose pods
+	// other policies restrict (Conflict), or ipBlock is read as matching
+	// pod addresses (IPBlockPodAddress).
+	permissiveExceptions = map[string]bool{
+		string(translate.Conflict): true,
+		IPBlockPodAddress:          true,
+	}
+	// strict may allow what NetworkPolicy denies where Istio cannot
+	// enforce it at all: egress, policies nothing was generated for, and
+	// ipBlock read as not matching pod addresses.
+	strictExceptions = map[string]bool{
+		string(translate.EgressNotTranslated):  true,
+		string(translate.RootNamespaceSkipped): true,
+		string(translate.InvalidAnnotation):    true,
+		string(translate.Conflict):             true,
+		IPBlockPodAddress:                      true,
+	}
+)
+
+// checkPromises returns every difference that breaks a promise.
+func checkPromises(in Input, r Result) []string {
+	e := newEngine(in)
+	var errs []string
+	fidelity := fidelities(in.Translation)
+	for _, d := range r.Differences {
+		if !d.Explained {
+			errs = append(errs, "unexplained: "+describe(d))
+			continue
+		}
+		if d.Deviates {
+			errs = append(errs, "deviates in generated mode: "+describe(d))
+		}
+		if !slices.ContainsFunc(expandPods(e, d.Sources), func(p *podInfo) bool { return p.inMesh }) {
+			continue
+		}
+		for _, dst := range expandPods(e, d.Destinations) {
+			if !dst.inMesh {
+				continue
+			}
+			f := fidelity(dst.ns.name)
+			switch {
+			case d.Direction == IstioDeniesMore && f == translate.FidelityPermissive && !permissiveExceptions[d.Explanation.Type]:
+				errs = append(errs, "permissive denies what NetworkPolicy allows: "+describe(d))
+			case d.Direction == IstioAllowsMore && f == translate.FidelityStrict && !strictExceptions[d.Explanation.Type]:
+				errs = append(errs, "strict allows what NetworkPolicy denies: "+describe(d))
+			default:
+				continue
+			}
+			break
+		}
+	}
+	return errs
+}
+
+// fidelities returns the fidelity translate applied in each namespace;
+// empty where it translated nothing, so promised nothing.
+func fidelities(r translate.Result) func(string) translate.Fidelity {
+	byNS := map[string]translate.Fidelity{}
+	for _, t := range r.Translations {
+		if t.Active {
+			byNS[t.NetworkPolicy.Namespace] = t.Fidelity
+		}
+	}
+	return func(ns string) translate.Fidelity { return byNS[ns] }
+}
+
+// samplePorts are the ports the reference check looks at: every port the
+// generator uses, and their neighbours.
+var samplePorts = []int32{1, 78, 79, 80, 81, 100, 179, 7999, 8000, 8080, 8100, 8101, 9000, 9090, 9100, 30079, 30080, 38000, 65535}
+
+// checkAgainstReference recomputes both verdicts pod by pod and checks
+// that the differences reported are exactly those where they disagree.
+func checkAgainstReference(in Input, r Result) []string {
+	e := newEngine(in)
+	var errs []string
+	type conn struct {
+		src, dst string
+		port     int32
+	}
+	reported := map[conn]Direction{}
+	for _, d := range r.Differences {
+		for _, src := range expand(e, d.Sources) {
+			for _, dst := range expand(e, d.Destinations) {
+				for _, p := range samplePorts {
+					if portsOf(d.Ports...).contains(p) {
+						reported[conn{src, dst, p}] = d.Direction
+					}
+				}
+			}
+		}
+	}
+	for _, dst := range e.w.pods {
+		for _, src := range e.w.pods {
+			for _, p := range samplePorts {
+				strict, loose := e.refNP(src, dst, p)
+				istio := e.refIstio(e.force, src, dst, p, false)
+				var want Direction
+				switch {
+				case istio && !strict:
+					want = IstioAllowsMore
+				case loose && !istio:
+					want = IstioDeniesMore
+				}
+				key := conn{src.pod.Namespace + "/" + src.pod.Name, dst.pod.Namespace + "/" + dst.pod.Name, p}
+				if got := reported[key]; got != want {
+					errs = append(errs, fmt.Sprintf("%s -> %s:%d: reference says %q (np strict %t, loose %t, istio %t), verify reported %q",
+						src.pod.Name, dst.pod.Name, p, want, strict, loose, istio, got))
+				}
+			}
+		}
+	}
+	if len(errs) > 10 {
+		errs = append(errs[:10], fmt.Sprintf("and %d more", len(errs)-10))
+	}
+	return errs
+}
+
+// expandPods lists the pods of a set.
+func expandPods(e *engine, s PodSet) []*podInfo {
+	var out []*podInfo
+	for _, p := range e.w.pods {
+		if slices.Contains(s.AllOf, p.ns.name) || slices.ContainsFunc(s.Pods, func(q Pod) bool {
+			return q.Namespace == p.pod.Namespace && q.Name == p.pod.Name
+		}) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// expand lists the pods of a set as "ns/name".
+func expand(e *engine, s PodSet) []string {
+	var out []string
+	for _, p := range expandPods(e, s) {
+		out = append(out, p.pod.Namespace+"/"+p.pod.Name)
+	}
+	return out
+}

@@ -1,0 +1,226 @@
+package verify
+
+import (
+	"fmt"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
+)
+
+// gen grows a random cluster from bytes. Its vocabularies are small so that
+// selectors match pods, ServiceAccounts are shared, pod addresses collide
+// and fall into ipBlocks, and named ports differ between pods: the places
+// where a translation can be inexact.
+type gen struct {
+	b []byte
+	i int
+}
+
+func (g *gen) more() bool { return g.i < len(g.b) }
+
+func (g *gen) next() int {
+	if g.i >= len(g.b) {
+		return 0
+	}
+	v := int(g.b[g.i])
+	g.i++
+	return v
+}
+
+func (g *gen) pick(options ...string) string { return options[g.next()%len(options)] }
+func (g *gen) pickInt(options ...int) int    { return options[g.next()%len(options)] }
+func (g *gen) bit() bool                     { return g.next()%2 == 1 }
+
+var (
+	genNamespaces = []string{"a", "a", "b", "b", "c", "istio-system"}
+	genKeys       = []string{"app", "app", "role", "istio.io/dataplane-mode"}
+	genValues     = []string{"web", "db", "api", "web", "none"}
+)
+
+func (g *gen) labels(max int) map[string]string {
+	n := g.next() % (max + 1)
+	if n == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for range n {
+		m[g.pick(genKeys...)] = g.pick(genValues...)
+	}
+	return m
+}
+
+func (g *gen) selector(exprs bool) *metav1.LabelSelector {
+	ls := &metav1.LabelSelector{}
+	for range g.next() % 3 {
+		if ls.MatchLabels == nil {
+			ls.MatchLabels = map[string]string{}
+		}
+		ls.MatchLabels[g.pick(genKeys...)] = g.pick(genValues...)
+	}
+	if !exprs {
+		return ls
+	}
+	for range g.next() % 2 {
+		op := []metav1.LabelSelectorOperator{metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn,
+			metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist}[g.next()%4]
+		e := metav1.LabelSelectorRequirement{Key: g.pick(genKeys...), Operator: op}
+		if op == metav1.LabelSelectorOpIn || op == metav1.LabelSelectorOpNotIn {
+			e.Values = []string{g.pick(genValues...)}
+		}
+		ls.MatchExpressions = append(ls.MatchExpressions, e)
+	}
+	return ls
+}
+
+func (g *gen) namespace() translate.Namespace {
+	ns := translate.Namespace{Name: g.pick(genNamespaces...), Labels: map[string]string{"team": g.pick("x", "y")}}
+	if g.next()%4 == 0 {
+		ns.Labels["istio.io/dataplane-mode"] = "ambient"
+	}
+	ns.Annotations = map[string]string{}
+	switch g.next() % 4 {
+	case 1:
+		ns.Annotations[translate.AnnotationFidelity] = "strict"
+	case 2:
+		ns.Annotations[translate.AnnotationFidelity] = "permissive"
+	}
+	if g.next()%3 == 0 {
+		ns.Annotations[translate.AnnotationMode] = g.pick("dry-run", "enforce")
+	}
+	ns.Partial = g.next()%8 == 0
+	return ns
+}
+
+func (g *gen) pod(n int) translate.Pod {
+	p := translate.Pod{
+		Namespace:      g.pick(genNamespaces...),
+		Name:           fmt.Sprintf("p%d", n),
+		Labels:         g.labels(2),
+		ServiceAccount: g.pick("", "a", "b"),
+		Phase:          corev1.PodPhase(g.pick("Running", "Running", "Pending", "Succeeded")),
+		HostNetwork:    g.next()%16 == 0,
+		Sidecar:        g.next()%4 != 0,
+	}
+	if g.next()%4 != 0 {
+		p.IP = netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + g.next()%8)})
+	}
+	for range g.next() % 3 {
+		p.Ports = append(p.Ports, translate.ContainerPort{
+			Name:     g.pick("http", "metrics"),
+			Port:     int32(g.pickInt(80, 8080, 9090)),
+			Protocol: corev1.Protocol(g.pick("", "TCP", "UDP")),
+		})
+	}
+	if g.next()%16 == 0 {
+		p.Template = "Deployment/" + p.Namespace + "/" + p.Name
+		p.IP, p.Phase = netip.Addr{}, ""
+	}
+	return p
+}
+
+func (g *gen) peer() networkingv1.NetworkPolicyPeer {
+	var p networkingv1.NetworkPolicyPeer
+	switch g.next() % 6 {
+	case 0:
+		p.IPBlock = &networkingv1.IPBlock{CIDR: g.pick("10.0.0.0/29", "0.0.0.0/0", "10.0.0.4/30")}
+		if p.IPBlock.CIDR != "10.0.0.4/30" && g.bit() {
+			p.IPBlock.Except = []string{"10.0.0.4/30"}
+		}
+	case 1, 2:
+		p.PodSelector = g.selector(true)
+	case 3:
+		p.NamespaceSelector = g.selector(false)
+		if g.bit() {
+			p.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": g.pick("x", "y")}}
+		}
+	case 4:
+		p.PodSelector = g.selector(true)
+		p.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": g.pick(genNamespaces...)}}
+	default:
+		p.PodSelector = &metav1.LabelSelector{}
+		if g.bit() {
+			p.NamespaceSelector = &metav1.LabelSelector{}
+		}
+	}
+	return p
+}
+
+func (g *gen) port() networkingv1.NetworkPolicyPort {
+	var p networkingv1.NetworkPolicyPort
+	if g.next()%4 == 0 {
+		p.Protocol = new(corev1.Protocol(g.pick("TCP", "UDP")))
+	}
+	switch g.next() % 5 {
+	case 0:
+	case 1:
+		p.Port = new(intstr.FromString(g.pick("http", "metrics")))
+	case 2:
+		p.Port = new(intstr.FromInt32(int32(g.pickInt(80, 8080, 9090))))
+	default:
+		first := int32(g.pickInt(79, 8000, 9000))
+		p.Port = new(intstr.FromInt32(first))
+		p.EndPort = new(first + int32(g.pickInt(1, 100, 30000)))
+	}
+	return p
+}
+
+func (g *gen) networkPolicy(n int) networkingv1.NetworkPolicy {
+	np := networkingv1.NetworkPolicy{}
+	np.Namespace = g.pick(genNamespaces...)
+	np.Name = fmt.Sprintf("np%d", n)
+	np.Spec.PodSelector = *g.selector(true)
+	switch g.next() % 5 {
+	case 1:
+		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	case 2:
+		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+	case 3:
+		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
+	}
+	for range g.next() % 3 {
+		var r networkingv1.NetworkPolicyIngressRule
+		for range g.next() % 3 {
+			r.From = append(r.From, g.peer())
+		}
+		for range g.next() % 3 {
+			r.Ports = append(r.Ports, g.port())
+		}
+		np.Spec.Ingress = append(np.Spec.Ingress, r)
+	}
+	if g.next()%3 == 0 {
+		var r networkingv1.NetworkPolicyEgressRule
+		for range g.next() % 2 {
+			r.To = append(r.To, g.peer())
+		}
+		for range g.next() % 2 {
+			r.Ports = append(r.Ports, g.port())
+		}
+		np.Spec.Egress = append(np.Spec.Egress, r)
+	}
+	return np
+}
+
+// grow adds what the bytes say to c.
+func (g *gen) grow(c *testCluster) {
+	for g.more() {
+		switch g.next() % 8 {
+		case 0, 1, 2:
+			c.Pods = append(c.Pods, g.pod(len(c.Pods)))
+		case 3:
+			c.Namespaces = append(c.Namespaces, g.namespace())
+		case 4, 5:
+			c.NetworkPolicies = append(c.NetworkPolicies, g.networkPolicy(len(c.NetworkPolicies)))
+		case 6:
+			c.Options.DefaultFidelity = translate.Fidelity(g.pick("", "strict", "permissive"))
+			c.Options.DefaultMode = translate.Mode(g.pick("", "dry-run", "enforce"))
+			c.Options.MaxPortRange = g.pickInt(0, 50, 1024)
+		default:
+			c.Mesh.TrustDomain = g.pick("", "example.org")
+		}
+	}
+}

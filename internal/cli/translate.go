@@ -197,21 +197,27 @@ func (c *translateConfig) check(fs *flag.FlagSet) error {
 	return nil
 }
 
+// usageExit returns the exit code for an error of flag parsing: 0 for -h,
+// else 2, after printing our own usage errors with the usage (the flag
+// package has already printed its own).
+func usageExit(fs *flag.FlagSet, stderr io.Writer, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "%v\n", ue.error)
+		fs.Usage()
+	}
+	return ExitUsage
+}
+
 // RunTranslate runs `netpol2authz translate ARGS...` (args exclude the word
 // translate) and returns the process exit code.
 func RunTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs, c := newTranslateFlags(stderr)
 	if err := c.parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		// The flag package has already printed its own parse errors.
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "%v\n", ue.error)
-			fs.Usage()
-		}
-		return ExitUsage
+		return usageExit(fs, stderr, err)
 	}
 
 	loaded, err := manifest.Load(c.files, manifest.Options{IstioNamespace: c.istioNamespace, Stdin: stdin})

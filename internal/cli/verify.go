@@ -148,15 +148,7 @@ func (c *verifyConfig) parse(fs *flag.FlagSet, args []string) error {
 func RunVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs, c := newVerifyFlags(stderr)
 	if err := c.parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "%v\n", ue.error)
-			fs.Usage()
-		}
-		return ExitUsage
+		return usageExit(fs, stderr, err)
 	}
 
 	var (

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -73,14 +72,6 @@ type podInfo struct {
 
 func labelKey(k, v string) string { return k + "\x00" + v }
 
-// counts says whether a pod takes part in the translation at all.
-func counts(p *Pod) bool {
-	if p.HostNetwork || p.Namespace == "" {
-		return false
-	}
-	return p.Phase != corev1.PodSucceeded && p.Phase != corev1.PodFailed
-}
-
 func buildIndex(s Snapshot) *index {
 	idx := &index{
 		trustDomain:   cmp.Or(s.Mesh.TrustDomain, defaultTrustDomain),
@@ -96,7 +87,7 @@ func buildIndex(s Snapshot) *index {
 		if n.Name == "" {
 			continue
 		}
-		if prev, ok := chosen[n.Name]; !ok || preferNamespace(n, prev) {
+		if prev, ok := chosen[n.Name]; !ok || PreferNamespace(n, prev) {
 			chosen[n.Name] = n
 		}
 	}
@@ -107,11 +98,11 @@ func buildIndex(s Snapshot) *index {
 	// Pods: counted ones only, de-duplicated by namespace and name.
 	pods := make([]*Pod, 0, len(s.Pods))
 	for i := range s.Pods {
-		if counts(&s.Pods[i]) {
+		if s.Pods[i].Counts() {
 			pods = append(pods, &s.Pods[i])
 		}
 	}
-	slices.SortFunc(pods, comparePods)
+	slices.SortFunc(pods, ComparePods)
 	pods = slices.CompactFunc(pods, func(a, b *Pod) bool {
 		return a.Namespace == b.Namespace && a.Name == b.Name
 	})
@@ -126,7 +117,7 @@ func buildIndex(s Snapshot) *index {
 			labels: labels.Set(p.Labels),
 			sa:     cmp.Or(p.ServiceAccount, "default"),
 		}
-		pi.inMesh = p.Sidecar || (ns.ambient && p.Labels[labelDataplaneMode] != dataplaneNone)
+		pi.inMesh = p.InMesh(ns.ambient)
 		if p.IP.IsValid() {
 			pi.addr = p.IP.WithZone("")
 			pi.ipBlock = netip.PrefixFrom(pi.addr, pi.addr.BitLen()).String()
@@ -179,24 +170,6 @@ func (idx *index) addNamespace(name string, lbls, annotations map[string]string,
 	return ns
 }
 
-// preferNamespace says whether a should replace b, both naming the same
-// namespace.
-func preferNamespace(a, b *Namespace) bool {
-	if a.Partial != b.Partial {
-		return !a.Partial
-	}
-	return fmt.Sprint(a.Labels, a.Annotations) < fmt.Sprint(b.Labels, b.Annotations)
-}
-
-// comparePods orders pods by namespace and name, and duplicates by content
-// so that de-duplication keeps the same one whatever the input order.
-func comparePods(a, b *Pod) int {
-	if c := cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name)); c != 0 {
-		return c
-	}
-	return cmp.Compare(fmt.Sprintf("%+v", *a), fmt.Sprintf("%+v", *b))
-}
-
 // selectPods returns the counted pods of ns that sel matches, sorted by name.
 // It starts from the shortest list of pods carrying one of the selector's
 // matchLabels pairs, so selective selectors stay cheap in large namespaces.
@@ -219,9 +192,9 @@ func (ns *nsInfo) selectPods(sel *selector) []*podInfo {
 	return out
 }
 
-// principal is the SPIFFE-style identity Istio checks for a ServiceAccount.
+// principal is the identity Istio checks for a ServiceAccount.
 func (idx *index) principal(namespace, sa string) string {
-	return idx.trustDomain + "/ns/" + namespace + "/sa/" + sa
+	return Principal(idx.trustDomain, namespace, sa)
 }
 
 // podRef names a pod, or the workload its template came from, in findings.

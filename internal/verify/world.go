@@ -16,9 +16,6 @@ import (
 
 const (
 	labelMetadataName    = "kubernetes.io/metadata.name"
-	labelDataplaneMode   = "istio.io/dataplane-mode"
-	dataplaneAmbient     = "ambient"
-	dataplaneNone        = "none"
 	defaultTrustDomain   = "cluster.local"
 	defaultRootNamespace = "istio-system"
 )
@@ -114,14 +111,6 @@ func (k *classKeys) addSelector(to map[string]bool, sel labels.Selector) {
 	}
 }
 
-// counts says whether a pod takes part at all: the engine's rule.
-func counts(p *translate.Pod) bool {
-	if p.HostNetwork || p.Namespace == "" {
-		return false
-	}
-	return p.Phase != corev1.PodSucceeded && p.Phase != corev1.PodFailed
-}
-
 func buildWorld(s translate.Snapshot, keys *classKeys, extraNamespaces []string) *world {
 	w := &world{
 		trustDomain:    cmp.Or(s.Mesh.TrustDomain, defaultTrustDomain),
@@ -141,7 +130,7 @@ func buildWorld(s translate.Snapshot, keys *classKeys, extraNamespaces []string)
 		if n.Name == "" {
 			continue
 		}
-		if prev, ok := chosen[n.Name]; !ok || preferNamespace(n, prev) {
+		if prev, ok := chosen[n.Name]; !ok || translate.PreferNamespace(n, prev) {
 			chosen[n.Name] = n
 		}
 	}
@@ -151,11 +140,11 @@ func buildWorld(s translate.Snapshot, keys *classKeys, extraNamespaces []string)
 
 	pods := make([]*translate.Pod, 0, len(s.Pods))
 	for i := range s.Pods {
-		if counts(&s.Pods[i]) {
+		if s.Pods[i].Counts() {
 			pods = append(pods, &s.Pods[i])
 		}
 	}
-	slices.SortFunc(pods, comparePods)
+	slices.SortFunc(pods, translate.ComparePods)
 	pods = slices.CompactFunc(pods, func(a, b *translate.Pod) bool {
 		return a.Namespace == b.Namespace && a.Name == b.Name
 	})
@@ -165,7 +154,7 @@ func buildWorld(s translate.Snapshot, keys *classKeys, extraNamespaces []string)
 			ns = w.addNamespace(p.Namespace, nil, true)
 		}
 		pi := &podInfo{pod: p, ns: ns, labels: labels.Set(p.Labels), sa: cmp.Or(p.ServiceAccount, "default")}
-		pi.inMesh = p.Sidecar || (ns.ambient && p.Labels[labelDataplaneMode] != dataplaneNone)
+		pi.inMesh = p.InMesh(ns.ambient)
 		if p.IP.IsValid() {
 			pi.addr = p.IP.WithZone("")
 		}
@@ -231,32 +220,16 @@ func (w *world) addNamespace(name string, lbls map[string]string, partial bool) 
 	}
 	// The API server always sets this label to the namespace's name.
 	set[labelMetadataName] = name
-	ns := &nsInfo{name: name, labels: set, partial: partial, ambient: set[labelDataplaneMode] == dataplaneAmbient}
+	ns := &nsInfo{name: name, labels: set, partial: partial, ambient: translate.AmbientNamespace(set)}
 	w.namespaces[name] = ns
 	return ns
 }
 
 func (w *world) principal(namespace, sa string) string {
-	return w.trustDomain + "/ns/" + namespace + "/sa/" + sa
+	return translate.Principal(w.trustDomain, namespace, sa)
 }
 
 func (w *world) newSrcSet() bitset { return newBitset(len(w.srcs)) }
-
-// preferNamespace and comparePods repeat the engine's tie-breaks, so that
-// both read a snapshot with duplicates the same way.
-func preferNamespace(a, b *translate.Namespace) bool {
-	if a.Partial != b.Partial {
-		return !a.Partial
-	}
-	return fmt.Sprint(a.Labels, a.Annotations) < fmt.Sprint(b.Labels, b.Annotations)
-}
-
-func comparePods(a, b *translate.Pod) int {
-	if c := cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name)); c != 0 {
-		return c
-	}
-	return cmp.Compare(fmt.Sprintf("%+v", *a), fmt.Sprintf("%+v", *b))
-}
 
 // podRefKey is how findings name a pod: the pod, or the workload its
 // template came from.

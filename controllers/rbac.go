@@ -6,8 +6,9 @@ package controllers
 // the API its recorder uses). It never reads Secrets and never changes a
 // NetworkPolicy.
 //
-// ConfigMaps: controller-runtime's cache needs list/watch; the manager
-// restricts that cache to the mesh ConfigMap by name and namespace.
+// ConfigMaps: only those named istio (the mesh config). The manager's cache
+// lists and watches that one object with a metadata.name field selector,
+// which is what RBAC requires to authorize list and watch by resourceNames.
 //
 // networkpolicies/finalizers: generated objects carry a controller
 // reference with blockOwnerDeletion, which clusters running the
@@ -16,7 +17,7 @@ package controllers
 // such subresource: it lets the operator set that flag and nothing else.
 //
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=istio,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=security.istio.io,resources=authorizationpolicies,verbs=get;list;watch;create;update;delete

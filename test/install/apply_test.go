@@ -17,6 +17,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
@@ -88,6 +89,13 @@ func TestInstallAppliesToAPIServer(t *testing.T) {
 		objs := parse(t, data)
 		applyAll(ctx, t, c, warns, objs)
 		checkPodSecurityIsChecked(ctx, t, c, warns, objs)
+	})
+	t.Run("operator with the installed RBAC", func(t *testing.T) {
+		admin, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkOperatorRunsWithInstalledRBAC(ctx, t, env, admin)
 	})
 	t.Run("chart", func(t *testing.T) {
 		const ns = "np2a-helm"

@@ -66,43 +66,58 @@ func (c *choice) Set(v string) error {
 }
 
 type translateConfig struct {
-	files          stringList
+	files stringList
+	translationFlags
+	output       choice
+	report       string
+	reportFormat choice
+	failOn       choice
+	set          map[string]bool
+}
+
+// translationFlags say how to translate; translate and verify share them.
+type translationFlags struct {
 	mode           choice
 	fidelity       choice
-	output         choice
-	report         string
-	reportFormat   choice
 	trustDomain    string
 	rootNamespace  string
 	istioNamespace string
 	maxPortRange   int
-	failOn         choice
-	set            map[string]bool
+}
+
+func newTranslationFlags() translationFlags {
+	return translationFlags{
+		mode:     choice{value: string(translate.ModeEnforce), allowed: []string{string(translate.ModeEnforce), string(translate.ModeDryRun)}},
+		fidelity: choice{value: string(translate.FidelityPermissive), allowed: []string{string(translate.FidelityPermissive), string(translate.FidelityStrict)}},
+	}
+}
+
+func (t *translationFlags) register(fs *flag.FlagSet) {
+	fs.Var(&t.mode, "mode", "mode where a namespace has no netpol2authz.io/mode annotation")
+	fs.Var(&t.fidelity, "fidelity", "fidelity where a namespace has no netpol2authz.io/fidelity annotation")
+	fs.StringVar(&t.trustDomain, "trust-domain", "", "trust domain; default: trustDomain of the mesh ConfigMap, else "+DefaultTrustDomain)
+	fs.StringVar(&t.rootNamespace, "root-namespace", "", "Istio root namespace; default: rootNamespace of the mesh ConfigMap, else --istio-namespace")
+	fs.StringVar(&t.istioNamespace, "istio-namespace", manifest.DefaultIstioNamespace, "Istio control-plane namespace, which holds the mesh ConfigMap istio")
+	fs.IntVar(&t.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "most ports one port/endPort range may expand to")
 }
 
 func newTranslateFlags(stderr io.Writer) (*flag.FlagSet, *translateConfig) {
 	c := &translateConfig{
-		mode:         choice{value: string(translate.ModeEnforce), allowed: []string{string(translate.ModeEnforce), string(translate.ModeDryRun)}},
-		fidelity:     choice{value: string(translate.FidelityPermissive), allowed: []string{string(translate.FidelityPermissive), string(translate.FidelityStrict)}},
-		output:       choice{value: "yaml", allowed: []string{"yaml", "json"}},
-		reportFormat: choice{value: "text", allowed: []string{"text", "json"}},
-		failOn:       choice{value: "none", allowed: []string{"none", "warning", "error"}},
+		translationFlags: newTranslationFlags(),
+		output:           choice{value: "yaml", allowed: []string{"yaml", "json"}},
+		reportFormat:     choice{value: "text", allowed: []string{"text", "json"}},
+		failOn:           choice{value: "none", allowed: []string{"none", "warning", "error"}},
 	}
 	fs := flag.NewFlagSet("netpol2authz translate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { printUsage(stderr, fs) }
 	fs.Var(&c.files, "f", "manifest file, directory, or - for standard input (repeatable, required)")
 	fs.Var(&c.files, "filename", "")
-	fs.Var(&c.mode, "mode", "mode where a namespace has no netpol2authz.io/mode annotation")
-	fs.Var(&c.fidelity, "fidelity", "fidelity where a namespace has no netpol2authz.io/fidelity annotation")
+	c.translationFlags.register(fs)
 	fs.Var(&c.output, "o", "output format of the AuthorizationPolicies")
 	fs.Var(&c.output, "output", "")
 	fs.StringVar(&c.report, "report", "", "write the report to this file instead of standard error")
 	fs.Var(&c.reportFormat, "report-format", "format of the report")
-	fs.StringVar(&c.trustDomain, "trust-domain", "", "trust domain; default: trustDomain of the mesh ConfigMap, else "+DefaultTrustDomain)
-	fs.StringVar(&c.rootNamespace, "root-namespace", "", "Istio root namespace; default: rootNamespace of the mesh ConfigMap, else --istio-namespace")
-	fs.StringVar(&c.istioNamespace, "istio-namespace", manifest.DefaultIstioNamespace, "Istio control-plane namespace, which holds the mesh ConfigMap istio")
-	fs.IntVar(&c.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "most ports one port/endPort range may expand to")
 	fs.Var(&c.failOn, "fail-on", "exit 3 when there are findings of at least this severity")
 	return fs, c
 }

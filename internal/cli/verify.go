@@ -35,29 +35,23 @@ Flags:
 `
 
 type verifyConfig struct {
-	files          stringList
-	cluster        bool
-	kubeconfig     string
-	kubeContext    string
-	existing       bool
-	namespaces     stringList
-	mode           choice
-	fidelity       choice
-	output         choice
-	trustDomain    string
-	rootNamespace  string
-	istioNamespace string
-	maxPortRange   int
-	ipBlockPods    choice
-	set            map[string]bool
+	files       stringList
+	cluster     bool
+	kubeconfig  string
+	kubeContext string
+	existing    bool
+	namespaces  stringList
+	translationFlags
+	output      choice
+	ipBlockPods choice
+	set         map[string]bool
 }
 
 func newVerifyFlags(stderr io.Writer) (*flag.FlagSet, *verifyConfig) {
 	c := &verifyConfig{
-		mode:        choice{value: string(translate.ModeEnforce), allowed: []string{string(translate.ModeEnforce), string(translate.ModeDryRun)}},
-		fidelity:    choice{value: string(translate.FidelityPermissive), allowed: []string{string(translate.FidelityPermissive), string(translate.FidelityStrict)}},
-		output:      choice{value: "text", allowed: []string{"text", "json"}},
-		ipBlockPods: choice{value: string(verify.IPBlockPodsUnknown), allowed: []string{string(verify.IPBlockPodsUnknown), string(verify.IPBlockPodsMatch), string(verify.IPBlockPodsNoMatch)}},
+		translationFlags: newTranslationFlags(),
+		output:           choice{value: "text", allowed: []string{"text", "json"}},
+		ipBlockPods:      choice{value: string(verify.IPBlockPodsUnknown), allowed: []string{string(verify.IPBlockPodsUnknown), string(verify.IPBlockPodsMatch), string(verify.IPBlockPodsNoMatch)}},
 	}
 	fs := flag.NewFlagSet("netpol2authz verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -70,14 +64,9 @@ func newVerifyFlags(stderr io.Writer) (*flag.FlagSet, *verifyConfig) {
 	fs.BoolVar(&c.existing, "existing", false, "check the AuthorizationPolicies present, not those netpol2authz would generate")
 	fs.Var(&c.namespaces, "n", "check only destinations in this namespace (repeatable)")
 	fs.Var(&c.namespaces, "namespace", "")
-	fs.Var(&c.mode, "mode", "mode where a namespace has no netpol2authz.io/mode annotation")
-	fs.Var(&c.fidelity, "fidelity", "fidelity where a namespace has no netpol2authz.io/fidelity annotation")
+	c.translationFlags.register(fs)
 	fs.Var(&c.output, "o", "format of the report")
 	fs.Var(&c.output, "output", "")
-	fs.StringVar(&c.trustDomain, "trust-domain", "", "trust domain; default: trustDomain of the mesh ConfigMap, else "+DefaultTrustDomain)
-	fs.StringVar(&c.rootNamespace, "root-namespace", "", "Istio root namespace; default: rootNamespace of the mesh ConfigMap, else --istio-namespace")
-	fs.StringVar(&c.istioNamespace, "istio-namespace", manifest.DefaultIstioNamespace, "Istio control-plane namespace, which holds the mesh ConfigMap istio")
-	fs.IntVar(&c.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "most ports one port/endPort range may expand to")
 	fs.Var(&c.ipBlockPods, "ipblock-pods", "whether your network plugin applies NetworkPolicy ipBlock to pod addresses")
 	return fs, c
 }

@@ -44,7 +44,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.trustDomain, "trust-domain", "", "Mesh trust domain for principals (default: trustDomain of the mesh config, else cluster.local).")
 	fs.StringVar(&o.rootNamespace, "root-namespace", "", "Istio root namespace, never acted in (default: rootNamespace of the mesh config, else the Istio namespace).")
 	fs.StringVar(&o.istioNamespace, "istio-namespace", operator.DefaultIstioNamespace, "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
-	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports one port+endPort range may expand to.")
+	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports the port+endPort ranges of one NetworkPolicy rule may expand to together.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {

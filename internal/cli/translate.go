@@ -98,7 +98,7 @@ func (t *translationFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.trustDomain, "trust-domain", "", "trust domain; default: trustDomain of the mesh ConfigMap, else "+DefaultTrustDomain)
 	fs.StringVar(&t.rootNamespace, "root-namespace", "", "Istio root namespace; default: rootNamespace of the mesh ConfigMap, else --istio-namespace")
 	fs.StringVar(&t.istioNamespace, "istio-namespace", manifest.DefaultIstioNamespace, "Istio control-plane namespace, which holds the mesh ConfigMap istio")
-	fs.IntVar(&t.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "most ports one port/endPort range may expand to")
+	fs.IntVar(&t.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "most ports the port/endPort ranges of one rule may expand to")
 }
 
 func newTranslateFlags(stderr io.Writer) (*flag.FlagSet, *translateConfig) {

@@ -35,7 +35,7 @@ type Settings struct {
 	// IstioNamespace holds the mesh ConfigMap (--istio-namespace); empty
 	// means istio-system.
 	IstioNamespace string
-	// MaxPortRange caps the ports one port+endPort range expands to
+	// MaxPortRange caps the ports the port+endPort ranges of one rule expand to
 	// (--max-port-range); zero means the engine's default.
 	MaxPortRange int
 }

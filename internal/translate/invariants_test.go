@@ -196,6 +196,7 @@ func checkInvariants(s Snapshot, o Options, r Result) []string {
 // anyTCPPort says whether a rule's ports can legitimately turn into "any
 // port": a TCP entry without a port, or (permissive) a range past the cap.
 func anyTCPPort(ports []networkingv1.NetworkPolicyPort, f Fidelity, maxRange int) bool {
+	budget := maxRange // the ranges of one rule share the cap
 	for _, p := range ports {
 		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
 			continue
@@ -203,9 +204,17 @@ func anyTCPPort(ports []networkingv1.NetworkPolicyPort, f Fidelity, maxRange int
 		if p.Port == nil {
 			return true
 		}
-		if f == FidelityPermissive && p.EndPort != nil && int(*p.EndPort)-int(p.Port.IntVal)+1 > maxRange {
-			return true
+		if p.EndPort == nil || *p.EndPort <= p.Port.IntVal {
+			continue
 		}
+		count := int(*p.EndPort) - int(p.Port.IntVal) + 1
+		if count > budget {
+			if f == FidelityPermissive {
+				return true
+			}
+			continue
+		}
+		budget -= count
 	}
 	return false
 }

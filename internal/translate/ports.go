@@ -23,6 +23,8 @@ func (c *tctx) resolvePorts(r *compiledRule, g *targetGroup) (ports []string, ke
 	}
 	anyPort := false
 	var nums []int32
+	// The ranges of one rule expand to at most maxRange ports together.
+	budget := c.maxRange
 	for i := range r.ports {
 		p := &r.ports[i]
 		switch {
@@ -33,15 +35,18 @@ func (c *tctx) resolvePorts(r *compiledRule, g *targetGroup) (ports []string, ke
 			anyPort = true
 		case p.name != "":
 			nums = append(nums, c.namedPort(p, g.pods)...)
+		case p.first == p.last:
+			nums = append(nums, p.first)
 		default:
 			count := int(p.last) - int(p.first) + 1
-			if count <= c.maxRange {
+			if count <= budget {
+				budget -= count
 				for n := p.first; n <= p.last && n > 0; n++ {
 					nums = append(nums, n)
 				}
 				continue
 			}
-			msg := fmt.Sprintf("%s (%s) covers %d ports, more than the cap of %d per range, and Istio lists ports one by one", p.path, p, count, c.maxRange)
+			msg := fmt.Sprintf("%s (%s) covers %d ports, which takes the port ranges of this rule past the cap of %d ports per rule (--max-port-range), and Istio lists ports one by one", p.path, p, count, c.maxRange)
 			if c.fidelity == FidelityPermissive {
 				anyPort = true
 				c.f.add(PortRangeTooLarge, msg+"; permissive: the rule allows any port; raise the cap or narrow the range", npRef(c.np.Namespace, c.np.Name))

@@ -13,8 +13,8 @@ func portRange(first, last int32) networkingv1.NetworkPolicyPort {
 	return networkingv1.NetworkPolicyPort{Port: new(intstr.FromInt32(first)), EndPort: new(last)}
 }
 
-// TestDefaultPortCap pins the default cap of 1024 ports per range, which
-// the goldens (with a cap of 10) do not reach.
+// TestDefaultPortCap pins the default cap of 1024 ports per rule, shared by
+// the rule's ranges, which the goldens (with a cap of 10) do not reach.
 func TestDefaultPortCap(t *testing.T) {
 	type result struct {
 		Ports    int // ports in the rule's to; -1 means no to (any port)
@@ -32,9 +32,17 @@ func TestDefaultPortCap(t *testing.T) {
 			ports: []networkingv1.NetworkPolicyPort{portRange(1, 1025)},
 			want:  result{Ports: -1, Findings: []FindingType{PortRangeTooLarge}},
 		},
-		"the cap is per range": {
+		"the cap is per rule: ranges share it": {
 			ports: []networkingv1.NetworkPolicyPort{portRange(1, 1000), portRange(2001, 3000)},
-			want:  result{Ports: 2000},
+			want:  result{Ports: -1, Findings: []FindingType{PortRangeTooLarge}},
+		},
+		"ranges within the cap together expand": {
+			ports: []networkingv1.NetworkPolicyPort{portRange(1, 500), portRange(2001, 2524)},
+			want:  result{Ports: 1024},
+		},
+		"single ports do not count against it": {
+			ports: []networkingv1.NetworkPolicyPort{portRange(1, 1024), {Port: new(intstr.FromInt32(8080))}},
+			want:  result{Ports: 1025},
 		},
 	}
 	for name, tc := range cases {

@@ -125,10 +125,11 @@ type Options struct {
 	// DefaultFidelity applies where the namespace has no fidelity
 	// annotation. Empty means permissive.
 	DefaultFidelity Fidelity
-	// MaxPortRange caps the ports one port+endPort range may expand to.
-	// Zero means DefaultMaxPortRange.
+	// MaxPortRange caps the ports the port+endPort ranges of one rule may
+	// expand to together. Zero means DefaultMaxPortRange.
 	MaxPortRange int
 }
 
-// DefaultMaxPortRange is the default cap on ports expanded from one range.
+// DefaultMaxPortRange is the default cap on ports expanded from the ranges
+// of one rule.
 const DefaultMaxPortRange = 1024

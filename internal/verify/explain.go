@@ -100,7 +100,9 @@ func (e *engine) explainers() (byDst map[int][]*explainer, anyDst []*explainer) 
 					x.src.or(objSrc)
 				}
 			case translate.SelectorOverreach:
-				x.more, x.less, x.dsts = true, true, objDst
+				// Permissive allows everything to the projection's labels,
+				// strict nothing: each errs one way only.
+				x.more, x.less, x.dsts = permissive, !permissive, objDst
 			case translate.PortRangeTooLarge:
 				x.dsts = scope
 				if permissive {

@@ -83,7 +83,7 @@ func runManager(args []string, stderr io.Writer) int {
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "netpol2authz.netpol2authz.io",
+		LeaderElectionID:       operator.LeaderElectionID,
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")

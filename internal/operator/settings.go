@@ -22,7 +22,9 @@ const (
 	// DefaultIstioNamespace is Istio's control-plane namespace unless the
 	// --istio-namespace flag says otherwise.
 	DefaultIstioNamespace = "istio-system"
-	defaultTrustDomain    = "cluster.local"
+	// LeaderElectionID names the Lease replicas elect their leader with.
+	LeaderElectionID   = "netpol2authz.netpol2authz.io"
+	defaultTrustDomain = "cluster.local"
 )
 
 // Settings are the operator's flags that shape translations.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -85,11 +86,16 @@ func checkOperatorRunsWithInstalledRBAC(ctx context.Context, t *testing.T, env *
 
 	mgrCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Leader election as the installed Deployment runs it (--leader-elect),
+	// in the operator's namespace: the installed Role must allow it.
 	mgr, err := ctrl.NewManager(saCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  operator.CacheOptions(operator.Settings{}),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+		Scheme:                  scheme,
+		Cache:                   operator.CacheOptions(operator.Settings{}),
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		LeaderElection:          true,
+		LeaderElectionID:        operator.LeaderElectionID,
+		LeaderElectionNamespace: "netpol2authz-system",
 	})
 	must(err)
 	skip := true
@@ -121,6 +127,14 @@ func checkOperatorRunsWithInstalledRBAC(ctx context.Context, t *testing.T, env *
 			len(ap.Spec.Rules[0].From[0].Source.GetPrincipals()) == 1 &&
 			ap.Spec.Rules[0].From[0].Source.GetPrincipals()[0] == want, nil
 	})
+	if err == nil {
+		lease := &coordinationv1.Lease{}
+		if err := admin.Get(ctx, client.ObjectKey{Namespace: "netpol2authz-system", Name: operator.LeaderElectionID}, lease); err != nil {
+			t.Errorf("no leader election Lease: %v", err)
+		} else if h := lease.Spec.HolderIdentity; h == nil || *h == "" {
+			t.Errorf("the Lease %s has no holder", operator.LeaderElectionID)
+		}
+	}
 	if err != nil {
 		t.Fatalf("with the installed RBAC, the operator did not write netpol-db with principal %s (the mesh config's trust domain) within a minute; last seen: %s", want, last)
 	}

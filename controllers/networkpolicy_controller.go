@@ -95,5 +95,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, settings operator.Settings, op
 	if err := r.SetupWithManager(ctx, mgr, opts); err != nil {
 		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
 	}
+	ns := &NamespaceReconciler{Client: mgr.GetClient(), Recorder: r.Ops.Recorder}
+	if err := ns.SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("setting up the Namespace controller: %w", err)
+	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	securityapi "istio.io/api/security/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
@@ -107,5 +108,22 @@ var _ = Describe("A team opting its namespace in", func() {
 		Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
 		Eventually(eventReasons(ns, "NetworkPolicy", "db"), timeout, interval).Should(ContainElement("Normal/InvalidAnnotationCleared"))
 		Expect(eventReasons("default", "Namespace", ns)()).To(HaveLen(1), "the namespace is warned once")
+	})
+})
+
+var _ = Describe("A namespace with a mistyped annotation and no NetworkPolicy yet", func() {
+	It("is warned at once, once, and not again when unrelated things change", func() {
+		ns := newNamespace("typo")
+		optIn(ns, "enforced")
+
+		Eventually(eventReasons("default", "Namespace", ns), timeout, interval).Should(ConsistOf("Warning/InvalidAnnotation"))
+
+		By("a label change is not an annotation change: no second warning")
+		relabel(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, map[string]string{"team": "shop", "kubernetes.io/metadata.name": ns})
+		Consistently(eventReasons("default", "Namespace", ns), consistentlyFor, interval).Should(HaveLen(1))
+
+		By("a fixed annotation warns no more")
+		optIn(ns, "enforce")
+		Consistently(eventReasons("default", "Namespace", ns), consistentlyFor, interval).Should(HaveLen(1))
 	})
 })

@@ -138,7 +138,7 @@ func (o *Operator) Report(ctx context.Context, np *networkingv1.NetworkPolicy, i
 		return fmt.Errorf("writing the status of NetworkPolicyTranslation %s: %w", key, err)
 	}
 	ctrl.LoggerFrom(ctx).Info("status updated", "ready", readyReason(npt.Status), "findings", npt.Status.FindingsCount, "policies", len(npt.Status.AuthorizationPolicies))
-	o.emitEvents(np, in.Namespace, prev.Findings, npt.Status.Findings)
+	o.emitEvents(np, prev.Findings, npt.Status.Findings)
 	return nil
 }
 
@@ -206,9 +206,9 @@ func setTranslationMeta(npt *policyv1alpha1.NetworkPolicyTranslation, np *networ
 
 // emitEvents records on np one Event per finding type that appeared
 // (Warning for Warning and Error severity) and one Normal Event per type
-// that cleared, and a Warning on the namespace when InvalidAnnotation
-// appeared.
-func (o *Operator) emitEvents(np *networkingv1.NetworkPolicy, ns *corev1.Namespace, prev, cur []policyv1alpha1.Finding) {
+// that cleared. (The namespace of an invalid annotation is warned by the
+// namespace controller, once, whether or not it holds NetworkPolicies.)
+func (o *Operator) emitEvents(np *networkingv1.NetworkPolicy, prev, cur []policyv1alpha1.Finding) {
 	if o.Recorder == nil {
 		return
 	}
@@ -223,9 +223,6 @@ func (o *Operator) emitEvents(np *networkingv1.NetworkPolicy, ns *corev1.Namespa
 		}
 		note := truncate(firstMessage(cur, t), maxNote)
 		o.Recorder.Eventf(np, nil, kind, t, actionTranslate, "%s", note)
-		if t == string(translate.InvalidAnnotation) && ns != nil {
-			o.Recorder.Eventf(ns, np, corev1.EventTypeWarning, t, actionTranslate, "%s", note)
-		}
 	}
 	for _, t := range slices.Sorted(maps.Keys(before)) {
 		if _, ok := after[t]; !ok {

@@ -57,3 +57,11 @@ func settingsFor(ns *nsInfo, o Options) nsSettings {
 	}
 	return s
 }
+
+// NamespaceFindings returns the findings a namespace's own annotations
+// cause (InvalidAnnotation), whether or not it holds NetworkPolicies, so
+// that the operator can warn about a typo at once.
+func NamespaceFindings(n Namespace) []Finding {
+	ns := &nsInfo{name: n.Name, annotations: n.Annotations}
+	return settingsFor(ns, Options{}).findings.sorted()
+}

@@ -92,6 +92,16 @@ func newTranslationFlags() translationFlags {
 	}
 }
 
+// options are the engine's options offline: every NetworkPolicy is
+// translated, with the flags as defaults that namespace annotations override.
+func (t *translationFlags) options() translate.Options {
+	return translate.Options{
+		DefaultMode:     translate.Mode(t.mode.value),
+		DefaultFidelity: translate.Fidelity(t.fidelity.value),
+		MaxPortRange:    t.maxPortRange,
+	}
+}
+
 func (t *translationFlags) register(fs *flag.FlagSet) {
 	fs.Var(&t.mode, "mode", "mode where a namespace has no netpol2authz.io/mode annotation")
 	fs.Var(&t.fidelity, "fidelity", "fidelity where a namespace has no netpol2authz.io/fidelity annotation")
@@ -244,12 +254,7 @@ func RunTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	snap := loaded.Snapshot
 	mesh := c.meshSettings(loaded)
 	snap.Mesh = translate.MeshSettings{TrustDomain: mesh.TrustDomain, RootNamespace: mesh.RootNamespace}
-	result := translate.Translate(snap, translate.Options{
-		RequireOptIn:    false,
-		DefaultMode:     translate.Mode(c.mode.value),
-		DefaultFidelity: translate.Fidelity(c.fidelity.value),
-		MaxPortRange:    c.maxPortRange,
-	})
+	result := translate.Translate(snap, c.options())
 
 	var out bytes.Buffer
 	if err := writePolicies(&out, result, c.output.value); err != nil {

@@ -165,11 +165,7 @@ func RunVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	snap.Mesh = translate.MeshSettings{TrustDomain: mesh.TrustDomain, RootNamespace: mesh.RootNamespace}
 	in := verify.Input{
 		Snapshot: snap,
-		Translation: translate.Translate(snap, translate.Options{
-			DefaultMode:     translate.Mode(c.mode.value),
-			DefaultFidelity: translate.Fidelity(c.fidelity.value),
-			MaxPortRange:    c.maxPortRange,
-		}),
+		Translation: translate.Translate(snap, c.options()),
 		CheckExisting: c.existing,
 		Existing:      loaded.AuthorizationPolicies,
 		Namespaces:    c.namespaces,

@@ -164,8 +164,8 @@ func RunVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	snap := loaded.Snapshot
 	snap.Mesh = translate.MeshSettings{TrustDomain: mesh.TrustDomain, RootNamespace: mesh.RootNamespace}
 	in := verify.Input{
-		Snapshot: snap,
-		Translation: translate.Translate(snap, c.options()),
+		Snapshot:      snap,
+		Translation:   translate.Translate(snap, c.options()),
 		CheckExisting: c.existing,
 		Existing:      loaded.AuthorizationPolicies,
 		Namespaces:    c.namespaces,

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,6 +155,24 @@ func nonNilMap(m map[string]int) map[string]int {
 		return map[string]int{}
 	}
 	return m
+}
+
+// report is what translate and verify print about a run.
+type report interface {
+	writeJSON(w io.Writer) error
+	writeText(w io.Writer) error
+}
+
+// render writes rep in format, json or text.
+func render(rep report, format string) ([]byte, error) {
+	var b bytes.Buffer
+	var err error
+	if format == "json" {
+		err = rep.writeJSON(&b)
+	} else {
+		err = rep.writeText(&b)
+	}
+	return b.Bytes(), err
 }
 
 func (rep TranslateReport) writeJSON(w io.Writer) error {

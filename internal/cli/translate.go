@@ -262,12 +262,7 @@ func RunTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return ExitBadInput
 	}
 	rep := buildReport(loaded, mesh, result)
-	var repOut bytes.Buffer
-	if c.reportFormat.value == "json" {
-		err = rep.writeJSON(&repOut)
-	} else {
-		err = rep.writeText(&repOut)
-	}
+	repOut, err := render(rep, c.reportFormat.value)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: rendering the report: %v\n", err)
 		return ExitBadInput
@@ -278,11 +273,11 @@ func RunTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return ExitBadInput
 	}
 	if c.report != "" {
-		if err := os.WriteFile(c.report, repOut.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(c.report, repOut, 0o644); err != nil {
 			fmt.Fprintf(stderr, "error: writing the report: %v\n", err)
 			return ExitBadInput
 		}
-	} else if _, err := stderr.Write(repOut.Bytes()); err != nil {
+	} else if _, err := stderr.Write(repOut); err != nil {
 		return ExitBadInput
 	}
 

@@ -216,17 +216,27 @@ func TestTranslateHelp(t *testing.T) {
 	}
 }
 
-func TestTranslateUsageListsEveryFlag(t *testing.T) {
-	fs, _ := newTranslateFlags(&bytes.Buffer{})
-	listed := map[string]bool{}
-	for _, h := range translateHelp {
-		listed[h.name], listed[h.alias] = true, true
-	}
-	fs.VisitAll(func(f *flag.Flag) {
-		if !listed[f.Name] {
-			t.Errorf("flag %s is missing from translateHelp", f.Name)
+// Every flag of each command is in its usage table, so -h shows it.
+func TestUsageListsEveryFlag(t *testing.T) {
+	translateFlags, _ := newTranslateFlags(&bytes.Buffer{})
+	verifyFlags, _ := newVerifyFlags(&bytes.Buffer{})
+	for name, tc := range map[string]struct {
+		fs   *flag.FlagSet
+		help []struct{ name, alias, arg string }
+	}{
+		"translate": {translateFlags, translateHelp},
+		"verify":    {verifyFlags, verifyHelp},
+	} {
+		listed := map[string]bool{}
+		for _, h := range tc.help {
+			listed[h.name], listed[h.alias] = true, true
 		}
-	})
+		tc.fs.VisitAll(func(f *flag.Flag) {
+			if !listed[f.Name] {
+				t.Errorf("%s: flag %s is missing from its usage table", name, f.Name)
+			}
+		})
+	}
 }
 
 // The output is what kubectl apply -f - accepts: it decodes strictly back

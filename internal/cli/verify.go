@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -172,19 +171,12 @@ func RunVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		IPBlockPods:   verify.IPBlockPods(c.ipBlockPods.value),
 	}
 	result := verify.Verify(in)
-	rep := buildVerifyReport(c, source, mesh, loaded, result)
-
-	var out bytes.Buffer
-	if c.output.value == "json" {
-		err = rep.writeJSON(&out)
-	} else {
-		err = rep.writeText(&out)
-	}
+	out, err := render(buildVerifyReport(c, source, mesh, loaded, result), c.output.value)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: rendering the report: %v\n", err)
 		return ExitBadInput
 	}
-	if _, err := stdout.Write(out.Bytes()); err != nil {
+	if _, err := stdout.Write(out); err != nil {
 		fmt.Fprintf(stderr, "error: writing the report: %v\n", err)
 		return ExitBadInput
 	}

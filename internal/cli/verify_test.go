@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,19 +163,6 @@ func TestVerifyUsageMessages(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestVerifyUsageListsEveryFlag(t *testing.T) {
-	fs, _ := newVerifyFlags(&bytes.Buffer{})
-	listed := map[string]bool{}
-	for _, h := range verifyHelp {
-		listed[h.name], listed[h.alias] = true, true
-	}
-	fs.VisitAll(func(f *flag.Flag) {
-		if !listed[f.Name] {
-			t.Errorf("flag %s is missing from verifyHelp", f.Name)
-		}
-	})
 }
 
 // The same input read twice, or its files in another order, gives the

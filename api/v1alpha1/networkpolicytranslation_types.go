@@ -21,7 +21,14 @@ const (
 	MaxAuthorizationPolicies = 256
 	MaxFindings              = 100
 	MaxFindingObjects        = 32
+	MaxPendingIdentities     = 64
+	MaxIdentitySources       = 16
 )
+
+// IdentityMode says whether a label change alone may add an identity to the
+// generated policies.
+// +kubebuilder:validation:Enum=review;follow
+type IdentityMode string
 
 // Mode says whether the generated AuthorizationPolicies are enforced or only
 // evaluated by Istio.
@@ -55,6 +62,12 @@ type NetworkPolicyTranslationStatus struct {
 	// +optional
 	Fidelity Fidelity `json:"fidelity,omitempty"`
 
+	// identity in force: review (an identity that selection adds after the
+	// first translation waits for approval) or follow (every resolved
+	// identity is written at once).
+	// +optional
+	Identity IdentityMode `json:"identity,omitempty"`
+
 	// authorizationPolicies are the names of the AuthorizationPolicies
 	// generated for the NetworkPolicy, in its namespace, sorted.
 	// +optional
@@ -86,6 +99,21 @@ type NetworkPolicyTranslationStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=100
 	Findings []Finding `json:"findings,omitempty"`
+
+	// pending is the number of identities the NetworkPolicy's selectors
+	// resolve to that are not approved, and so left out of the generated
+	// policies.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Pending int32 `json:"pending"`
+
+	// pendingIdentities are the identities waiting for approval, sorted,
+	// with what brought each. At most 64 are listed.
+	// +optional
+	// +listType=map
+	// +listMapKey=identity
+	// +kubebuilder:validation:MaxItems=64
+	PendingIdentities []PendingIdentity `json:"pendingIdentities,omitempty"`
 
 	// conditions: Ready (the generated policies are in place) and Exact
 	// (no finding of Warning or Error severity).
@@ -125,6 +153,66 @@ type Finding struct {
 	Objects []ObjectReference `json:"objects,omitempty"`
 }
 
+// PendingIdentity is an identity that selection added after the first
+// translation and that nobody approved yet.
+type PendingIdentity struct {
+	// identity is serviceaccount/NAMESPACE/NAME or namespace/NAME, as
+	// listed in an IdentityApproval to approve it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Identity string `json:"identity"`
+
+	// peers of the NetworkPolicy that select it, such as ingress[0].from[1].
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	Peers []string `json:"peers,omitempty"`
+
+	// sources are the pods and namespaces whose labels brought it. At most
+	// 16 are listed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Sources []IdentitySource `json:"sources,omitempty"`
+}
+
+// IdentitySource is a pod or namespace whose labels made a peer select it.
+type IdentitySource struct {
+	// kind is Pod or Namespace.
+	// +required
+	// +kubebuilder:validation:Enum=Pod;Namespace
+	Kind string `json:"kind"`
+
+	// namespace of the pod; empty for a namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// name of the pod or namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// labels of the object that the peer's selector reads, with their
+	// values: what made it match.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// fieldManagers last wrote those labels, as recorded in the object's
+	// managedFields when the identity appeared (kubectl-label, kubelet, a
+	// controller's name…); a manager that wrote them through the status
+	// subresource is suffixed with " (status)".
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=128
+	FieldManagers []string `json:"fieldManagers,omitempty"`
+}
+
 // ObjectReference names an object a finding is about.
 type ObjectReference struct {
 	// kind of the object, such as Pod, ServiceAccount or Namespace.
@@ -156,6 +244,8 @@ type ObjectReference struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Exact",type=string,JSONPath=`.status.conditions[?(@.type=="Exact")].status`
 // +kubebuilder:printcolumn:name="Findings",type=integer,JSONPath=`.status.findingsCount`
+// +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pending`
+// +kubebuilder:printcolumn:name="Identity",type=string,JSONPath=`.status.identity`,priority=1
 // +kubebuilder:printcolumn:name="Principals",type=integer,JSONPath=`.status.principals`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Exact")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

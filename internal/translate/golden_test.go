@@ -22,10 +22,11 @@ type caseInput struct {
 	Namespaces      []Namespace                  `json:"namespaces"`
 	Pods            []Pod                        `json:"pods"`
 	NetworkPolicies []networkingv1.NetworkPolicy `json:"networkPolicies"`
+	Approvals       []Approval                   `json:"approvals"`
 }
 
 func (in caseInput) snapshot() Snapshot {
-	return Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh}
+	return Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh, Approvals: in.Approvals}
 }
 
 func readInput(t testing.TB, path string) caseInput {
@@ -53,10 +54,20 @@ type goldenTranslation struct {
 	KeepExisting  bool             `json:"keepExisting,omitempty"`
 	Mode          Mode             `json:"mode,omitempty"`
 	Fidelity      Fidelity         `json:"fidelity,omitempty"`
+	Identity      IdentityMode     `json:"identity,omitempty"`
+	Baseline      bool             `json:"baseline,omitempty"`
+	Identities    []Identity       `json:"identities,omitempty"`
+	Pending       []goldenPending  `json:"pending,omitempty"`
 	Principals    int              `json:"principals,omitempty"`
 	Rules         int              `json:"rules,omitempty"`
 	Findings      []goldenFinding  `json:"findings,omitempty"`
 	Policies      []map[string]any `json:"policies,omitempty"`
+}
+
+type goldenPending struct {
+	Identity Identity `json:"identity"`
+	Peers    []string `json:"peers"`
+	Sources  []string `json:"sources"`
 }
 
 type goldenFinding struct {
@@ -96,8 +107,18 @@ func marshalResult(t testing.TB, r Result) []byte {
 			KeepExisting:  tr.KeepExisting,
 			Mode:          tr.Mode,
 			Fidelity:      tr.Fidelity,
+			Identity:      tr.Identity,
+			Baseline:      tr.Baseline,
+			Identities:    tr.Identities,
 			Principals:    tr.Principals,
 			Rules:         tr.Rules,
+		}
+		for _, p := range tr.Pending {
+			gp := goldenPending{Identity: p.Identity, Peers: p.Peers}
+			for _, s := range p.Sources {
+				gp.Sources = append(gp.Sources, s.Ref.Kind+" "+refName(s.Ref)+" "+setString(s.Labels))
+			}
+			gt.Pending = append(gt.Pending, gp)
 		}
 		for _, f := range tr.Findings {
 			gf := goldenFinding{Type: f.Type, Severity: f.Severity, Message: f.Message}
@@ -145,6 +166,9 @@ var goldenCases = map[string]string{
 	"egress-external-ips":          "article: egress-only ipBlock 0.0.0.0/0 except private ranges: nothing generated, EgressNotTranslated",
 	"egress-only-internal":         "article: egress only to pods of the namespace: nothing generated, EgressNotTranslated; implied policyTypes",
 	"fidelity-annotation":          "fidelity annotation overrides the default fidelity",
+	"identity-review":              "identity review: a relabelled pod's ServiceAccount, a relabelled namespace (namespaceSelector and podSelector peers) and the IPs of a pending ServiceAccount's non-mesh pods are pending; a new pod of an approved ServiceAccount is not; a rule whose sources are all pending is dropped",
+	"identity-follow":              "identity follow: every resolved identity is written, approvals are ignored",
+	"identity-invalid-annotation":  "invalid identity annotation: inactive, InvalidAnnotation",
 	"ingress-and-egress":           "egress rules beside ingress rules are ignored with EgressNotTranslated; implied policyTypes with egress rules",
 	"invalid-annotation":           "invalid mode or fidelity annotation: inactive, InvalidAnnotation",
 	"invalid-cidr":                 "invalid ipBlock cidr and except: InvalidPolicy naming the field",
@@ -254,7 +278,7 @@ func TestGoldenFindingTypes(t *testing.T) {
 		EgressNotTranslated, SelectorOverreach, PortRangeTooLarge, NamedPortVaries,
 		NonTCPNotEnforced, SharedIdentity, SourceNotInMesh, TargetNotInMesh,
 		RootNamespaceSkipped, Conflict, AmbientPortBlocked, DryRunNotEvaluated,
-		NoPodsSelected, NamespaceUnknown, InvalidAnnotation, InvalidPolicy,
+		NoPodsSelected, NamespaceUnknown, InvalidAnnotation, InvalidPolicy, IdentityPending,
 	}
 	want := map[FindingType]Severity{}
 	for _, ft := range all {

@@ -63,8 +63,16 @@ func (c *tctx) resolvePeer(p *compiledPeer, f *findingList) []sourceSpec {
 		names := make([]string, 0, len(nss))
 		var nonMesh []*podInfo
 		for _, ns := range nss {
+			if !c.review.admit(NamespaceIdentity(ns.name), p.path, func() []IdentitySource {
+				return []IdentitySource{{Ref: namespaceRef(ns.name), Labels: p.nsSel.read(ns.labels)}}
+			}) {
+				continue
+			}
 			names = append(names, ns.name)
 			nonMesh = append(nonMesh, ns.nonMesh...)
+		}
+		if len(names) == 0 {
+			return nil
 		}
 		return c.namespacesSource(p, names, nonMesh, f)
 	default:
@@ -151,8 +159,29 @@ func (c *tctx) principalsSource(p *compiledPeer, nss []*nsInfo, f *findingList) 
 				g.nonMesh = append(g.nonMesh, pod)
 			}
 		}
-		for _, pod := range pods {
-			if !pod.inMesh {
+	}
+
+	// Identity review: a ServiceAccount that is not approved adds neither
+	// its principal nor the addresses of its pods outside the mesh.
+	admitted := make([]saPods, 0, len(groups))
+	var denied map[*nsInfo]map[string]bool
+	for _, g := range groups {
+		if c.review.admit(ServiceAccountIdentity(g.ns.name, g.sa), p.path, func() []IdentitySource { return c.saSources(p, g) }) {
+			admitted = append(admitted, g)
+			continue
+		}
+		if denied == nil {
+			denied = map[*nsInfo]map[string]bool{}
+		}
+		if denied[g.ns] == nil {
+			denied[g.ns] = map[string]bool{}
+		}
+		denied[g.ns][g.sa] = true
+	}
+	groups = admitted
+	for _, ns := range nss {
+		for _, pod := range ns.nonMesh {
+			if pod.mark == mark && !denied[ns][pod.sa] {
 				nonMesh = append(nonMesh, pod)
 			}
 		}
@@ -200,6 +229,22 @@ func (c *tctx) principalsSource(p *compiledPeer, nss []*nsInfo, f *findingList) 
 	}
 	if src := c.unknownPods(p, unknown, f); src != nil {
 		out = append(out, *src)
+	}
+	return out
+}
+
+// saSources are the pods of one ServiceAccount that a peer selects, and
+// the namespace when the peer selects namespaces, with the labels that
+// made them match.
+func (c *tctx) saSources(p *compiledPeer, g saPods) []IdentitySource {
+	var out []IdentitySource
+	if p.nsSel != nil && !p.nsSel.empty && g.ns != c.ns {
+		out = append(out, IdentitySource{Ref: namespaceRef(g.ns.name), Labels: p.nsSel.read(g.ns.labels)})
+	}
+	for _, pods := range [][]*podInfo{g.mesh, g.nonMesh} {
+		for _, pod := range pods {
+			out = append(out, IdentitySource{Ref: podRef(pod), Labels: p.podSel.read(pod.labels)})
+		}
 	}
 	return out
 }

@@ -31,6 +31,20 @@ type Translation struct {
 	KeepExisting bool
 	Mode         Mode
 	Fidelity     Fidelity
+	// Identity is the identity mode in force (review or follow).
+	Identity IdentityMode
+	// Identities are every identity the selectors resolved, approved or
+	// not, sorted.
+	Identities []Identity
+	// Baseline is set in review mode when the snapshot holds no approval
+	// record for the NetworkPolicy: this is its first translation, which
+	// approves every identity it resolves. The caller records Identities
+	// as approved before it applies Policies, so that the next
+	// translation reviews what selection adds.
+	Baseline bool
+	// Pending are the resolved identities that are not approved, sorted:
+	// they are left out of Policies, each reported IdentityPending.
+	Pending []PendingIdentity
 	// Policies are the AuthorizationPolicies to exist for this
 	// NetworkPolicy, sorted by name. Nothing else owned by it may remain.
 	Policies []*securityv1.AuthorizationPolicy
@@ -82,6 +96,9 @@ const (
 	// InvalidPolicy: the NetworkPolicy itself is invalid (a selector, CIDR
 	// or port the API server would reject); nothing is generated for it.
 	InvalidPolicy FindingType = "InvalidPolicy"
+	// IdentityPending: in review mode, an identity that selection added
+	// after the first translation waits for approval and is left out.
+	IdentityPending FindingType = "IdentityPending"
 )
 
 // Finding is one place where the translation is not exact, or something a

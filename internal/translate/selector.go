@@ -96,6 +96,23 @@ func (s *selector) projection(p *podInfo) map[string]string {
 	return out
 }
 
+// read returns the labels of set that the selector reads (its matchLabels
+// and matchExpressions keys), with their values: what made it match.
+func (s *selector) read(set labels.Set) map[string]string {
+	out := map[string]string{}
+	for k := range s.matchLabels {
+		if v, ok := set[k]; ok {
+			out[k] = v
+		}
+	}
+	for _, k := range s.exprKeys {
+		if v, ok := set[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // setString renders a label set as sorted "k=v" pairs joined by commas; it
 // is both the projection's identity and the input of its name hash.
 func setString(m map[string]string) string {

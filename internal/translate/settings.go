@@ -14,6 +14,7 @@ type nsSettings struct {
 	optedOut bool
 	mode     Mode
 	fidelity Fidelity
+	identity IdentityMode
 	findings findingList
 }
 
@@ -30,7 +31,10 @@ func settingsFor(ns *nsInfo, o Options) nsSettings {
 	if o.RequireOptIn && !hasMode {
 		return nsSettings{optedOut: true}
 	}
-	s := nsSettings{mode: ModeEnforce, fidelity: FidelityPermissive}
+	s := nsSettings{mode: ModeEnforce, fidelity: FidelityPermissive, identity: IdentityReview}
+	if o.DefaultIdentity.Valid() {
+		s.identity = o.DefaultIdentity
+	}
 	if o.DefaultMode.Valid() {
 		s.mode = o.DefaultMode
 	}
@@ -53,6 +57,15 @@ func settingsFor(ns *nsInfo, o Options) nsSettings {
 			s.findings.add(InvalidAnnotation, fmt.Sprintf(
 				"namespace %s has annotation %s=%q, which is not a fidelity: use %q or %q; nothing new is generated in this namespace until it is fixed, and what was generated there before is kept unchanged",
 				name, AnnotationFidelity, fid, FidelityPermissive, FidelityStrict), namespaceRef(name))
+		}
+	}
+	if id, ok := annotations[AnnotationIdentity]; ok {
+		if m := IdentityMode(id); m.Valid() {
+			s.identity = m
+		} else {
+			s.findings.add(InvalidAnnotation, fmt.Sprintf(
+				"namespace %s has annotation %s=%q, which is not an identity mode: use %q or %q; nothing new is generated in this namespace until it is fixed, and what was generated there before is kept unchanged",
+				name, AnnotationIdentity, id, IdentityReview, IdentityFollow), namespaceRef(name))
 		}
 	}
 	return s

@@ -26,6 +26,10 @@ type Snapshot struct {
 	NetworkPolicies []networkingv1.NetworkPolicy
 	// Mesh holds the Istio settings the translation depends on.
 	Mesh MeshSettings
+	// Approvals are the identity approval records of the NetworkPolicies
+	// (at most one each; two for one policy add up). In review mode a
+	// NetworkPolicy without one is at its first translation.
+	Approvals []Approval
 }
 
 // Namespace is the part of a Namespace the engine reads.
@@ -125,6 +129,9 @@ type Options struct {
 	// DefaultFidelity applies where the namespace has no fidelity
 	// annotation. Empty means permissive.
 	DefaultFidelity Fidelity
+	// DefaultIdentity applies where the namespace has no identity
+	// annotation. Empty means review.
+	DefaultIdentity IdentityMode
 	// MaxPortRange caps the ports the port+endPort ranges of one rule may
 	// expand to together. Zero means DefaultMaxPortRange.
 	MaxPortRange int

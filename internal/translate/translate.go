@@ -17,6 +17,7 @@ import (
 // mutates s, and the same input always gives the same output.
 func Translate(s Snapshot, o Options) Result {
 	idx := buildIndex(s)
+	approvals := approvalsFor(s.Approvals)
 	settings := map[string]nsSettings{}
 	nps := sortedPolicies(s.NetworkPolicies)
 	out := make([]Translation, 0, len(nps))
@@ -26,7 +27,11 @@ func Translate(s Snapshot, o Options) Result {
 			st = settingsFor(idx.namespaces[np.Namespace], o)
 			settings[np.Namespace] = st
 		}
-		out = append(out, translatePolicy(idx, np, st, o))
+		approved, recorded := approvals[[2]string{np.Namespace, np.Name}]
+		if !recorded {
+			approved = nil
+		}
+		out = append(out, translatePolicy(idx, np, st, o, approved))
 	}
 	resolveConflicts(out)
 	return Result{Translations: out}
@@ -41,9 +46,12 @@ type tctx struct {
 	fidelity Fidelity
 	maxRange int
 	f        findingList
+	review   review
 }
 
-func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, o Options) Translation {
+// translatePolicy translates one NetworkPolicy; approved holds its approval
+// record, nil when it has none.
+func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, o Options, approved map[Identity]bool) Translation {
 	t := Translation{
 		NetworkPolicy: types.NamespacedName{Namespace: np.Namespace, Name: np.Name},
 		Generation:    np.Generation,
@@ -63,7 +71,7 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 		t.KeepExisting = true
 		return t
 	}
-	t.Mode, t.Fidelity = st.mode, st.fidelity
+	t.Mode, t.Fidelity, t.Identity = st.mode, st.fidelity, st.identity
 
 	cp, errs := compile(np)
 	if len(errs) > 0 {
@@ -84,12 +92,23 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 		mode:     st.mode,
 		fidelity: st.fidelity,
 		maxRange: o.MaxPortRange,
+		review:   review{on: st.identity == IdentityReview, approved: approved},
+	}
+	if c.review.on && approved == nil {
+		// The first translation: everything resolved now is approved, and
+		// the caller records it.
+		c.review.approved, t.Baseline = nil, true
 	}
 	if c.maxRange <= 0 {
 		c.maxRange = DefaultMaxPortRange
 	}
 	t.Active = true
 	t.Policies = c.translate(cp)
+	t.Identities = c.review.identities()
+	t.Pending = c.review.pendingList()
+	for _, p := range t.Pending {
+		c.f = append(c.f, PendingFinding(np.Namespace, np.Name, p))
+	}
 	t.Findings = c.f.sorted()
 	t.Principals, t.Rules = count(t.Policies)
 	return t

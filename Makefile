@@ -14,6 +14,8 @@ HELM_VERSION ?= v4.3.1
 # The control plane's versions are pinned by the tools modules' go.mod files.
 KUBE_VERSION := $(shell awk '$$1=="require" && $$2=="k8s.io/kubernetes" {print $$3}' hack/tools/kubernetes/go.mod)
 ETCD_VERSION := $(shell awk '$$1=="require" && $$2=="go.etcd.io/etcd/server/v3" {print $$3}' hack/tools/etcd/go.mod)
+# promtool's version (Prometheus 3.x is module version v0.3xx.y), pinned by its tools module.
+PROMETHEUS_VERSION := $(shell awk '$$1=="require" && $$2=="github.com/prometheus/prometheus" {print $$3}' hack/tools/prometheus/go.mod)
 
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
@@ -22,6 +24,7 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
 ENVTEST_DIR ?= $(LOCALBIN)/k8s/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 # A KUBEBUILDER_ASSETS the user already has wins over building our own.
@@ -66,8 +69,13 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt-check vet envtest kustomize helm ## Generate, check formatting, vet, and run every test against a real kube-apiserver and etcd.
+test: manifests generate fmt-check vet envtest kustomize helm check-alerts ## Generate, check formatting, vet, and run every test against a real kube-apiserver and etcd.
 	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(GO_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
+
+.PHONY: check-alerts
+check-alerts: promtool ## Check the chart's alerting rules and run their unit tests with promtool.
+	"$(PROMTOOL)" check rules --lint-fatal dist/chart/files/prometheus-rules.yaml
+	"$(PROMTOOL)" test rules test/prometheus/rules_test.yaml
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks.
@@ -163,6 +171,11 @@ $(KUSTOMIZE): | $(LOCALBIN)
 helm: $(HELM) ## Build helm (renders dist/chart in the tests).
 $(HELM): | $(LOCALBIN)
 	$(call go-install-tool,$(HELM),helm.sh/helm/$(firstword $(subst ., ,$(HELM_VERSION)))/cmd/helm,$(HELM_VERSION))
+
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Build promtool (checks and tests the chart's alerting rules).
+$(PROMTOOL): | $(LOCALBIN)
+	cd hack/tools/prometheus && go build -trimpath -o "$(PROMTOOL)" github.com/prometheus/prometheus/cmd/promtool
 
 .PHONY: kubectl
 kubectl: $(KUBECTL_PINNED) ## Build kubectl of the same Kubernetes release, to explore the demo's control plane.

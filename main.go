@@ -35,6 +35,10 @@ Usage:
   netpol2authz [manager] [flags]      run the operator (the default)
   netpol2authz translate -f PATH...   translate manifests offline (CI, reviews)
   netpol2authz verify -f PATH...      prove what the AuthorizationPolicies allow against the NetworkPolicies
+  netpol2authz approve -n NS NETWORKPOLICY IDENTITY...|--all
+                                      approve identities pending review (see kubectl get npt)
+  netpol2authz revoke -n NS NETWORKPOLICY IDENTITY...
+                                      revoke approved identities
   netpol2authz help                   show this help
 
 Run 'netpol2authz COMMAND -h' for the flags of a command.
@@ -56,6 +60,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cli.RunTranslate(args, stdin, stdout, stderr)
 	case "verify":
 		return cli.RunVerify(args, stdin, stdout, stderr)
+	case "approve":
+		return cli.RunApprove(args, stdout, stderr)
+	case "revoke":
+		return cli.RunRevoke(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -88,6 +88,12 @@ const (
 // optIn sets the namespace's mode annotation.
 func optIn(ns, mode string) { annotateNamespace(ns, map[string]*string{modeKey: &mode}) }
 
+// identityKey chooses review (the default) or follow.
+const identityKey = "netpol2authz.io/identity"
+
+// setIdentity sets the namespace's identity mode.
+func setIdentity(ns, mode string) { annotateNamespace(ns, map[string]*string{identityKey: &mode}) }
+
 // optedInNamespace is a spec's own namespace, opted in with mode.
 func optedInNamespace(prefix, mode string) string {
 	ns := newNamespace(prefix)

@@ -47,7 +47,7 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 func netpol2authzAnnotationsChanged() predicate.Funcs {
 	ours := func(o client.Object) map[string]string {
 		a := map[string]string{}
-		for _, k := range []string{translate.AnnotationMode, translate.AnnotationFidelity} {
+		for _, k := range translate.NamespaceAnnotations {
 			if v, ok := o.GetAnnotations()[k]; ok {
 				a[k] = v
 			}

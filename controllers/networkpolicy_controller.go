@@ -11,9 +11,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/operator"
@@ -31,7 +33,10 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	np := &networkingv1.NetworkPolicy{}
 	if err := r.Ops.Client.Get(ctx, req.NamespacedName, np); err != nil {
 		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, r.Ops.CleanUp(ctx, req.NamespacedName)
+			if err := r.Ops.CleanUp(ctx, req.NamespacedName); err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{}, r.Ops.ForgetApproval(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
@@ -42,6 +47,9 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	t := r.Ops.Translate(in)
 	if operator.Retired(t) {
 		return ctrl.Result{}, r.Ops.CleanUp(ctx, req.NamespacedName, t.Findings...)
+	}
+	if err := r.Ops.RecordBaseline(ctx, np, in, t); err != nil {
+		return retryConflicts(ctx, err)
 	}
 	out, err := r.Ops.Apply(ctx, np, t)
 	if err == nil {
@@ -77,6 +85,7 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&securityv1.AuthorizationPolicy{}).
 		Owns(&policyv1alpha1.NetworkPolicyTranslation{}).
 		Watches(&securityv1.AuthorizationPolicy{}, handler.EnqueueRequestsFromMapFunc(m.ConflictRequests)).
+		Watches(&policyv1alpha1.IdentityApproval{}, handler.EnqueueRequestsFromMapFunc(sameName)).
 		Watches(&corev1.Pod{}, m.PodHandler(), builder.WithPredicates(operator.PodChanged())).
 		Watches(&corev1.Namespace{}, m.NamespaceHandler(), builder.WithPredicates(operator.NamespaceChanged())).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.MeshConfigRequests), builder.WithPredicates(operator.MeshConfigChanged())).
@@ -84,13 +93,19 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Complete(r)
 }
 
+// sameName maps an IdentityApproval to the NetworkPolicy of its name.
+func sameName(_ context.Context, o client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+}
+
 // Setup wires the operator into mgr, whose cache must have been built with
 // operator.CacheOptions(settings).
 func Setup(ctx context.Context, mgr ctrl.Manager, settings operator.Settings, opts controller.Options) error {
 	r := &NetworkPolicyReconciler{Ops: &operator.Operator{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("netpol2authz"),
-		Settings: settings,
+		Client:    mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorder("netpol2authz"),
+		Settings:  settings,
+		APIReader: mgr.GetAPIReader(),
 	}}
 	if err := r.SetupWithManager(ctx, mgr, opts); err != nil {
 		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)

@@ -85,6 +85,7 @@ var _ = Describe("A team opting its namespace in", func() {
 	})
 
 	It("is told when its annotation is invalid, and keeps what was generated", func() {
+		setIdentity(ns, "follow") // the new ServiceAccount below is written without review
 		optIn(ns, "enforce")
 		Eventually(principalsOf(ns, "netpol-db"), timeout, interval).Should(Equal([]string{principal(ns, "api")}))
 		before, _ := authzPolicy(ns, "netpol-db")()

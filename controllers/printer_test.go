@@ -87,9 +87,9 @@ var _ = Describe("kubectl get npt", func() {
 		Expect(err).NotTo(HaveOccurred())
 		out := printTable(t, ns, false)
 		GinkgoWriter.Printf("kubectl get npt -A\n%s\nkubectl get npt -A -o wide\n%s", out, printTable(t, ns, true))
-		Expect(strings.Split(out, "\n")[0]).To(MatchRegexp(`^NAMESPACE +NAME +MODE +READY +EXACT +FINDINGS +AGE$`))
-		Expect(out).To(MatchRegexp(`(?m)^` + ns + ` +cache +dry-run +False +False +2 +`)) // Conflict, NoPodsSelected
-		Expect(out).To(MatchRegexp(`(?m)^` + ns + ` +db +dry-run +True +False +1 +`))     // SharedIdentity
-		Expect(out).To(MatchRegexp(`(?m)^` + ns + ` +web +dry-run +True +True +0 +`))
+		Expect(strings.Split(out, "\n")[0]).To(MatchRegexp(`^NAMESPACE +NAME +MODE +READY +EXACT +FINDINGS +PENDING +AGE$`))
+		Expect(out).To(MatchRegexp(`(?m)^` + ns + ` +cache +dry-run +False +False +2 +0 +`)) // Conflict, NoPodsSelected
+		Expect(out).To(MatchRegexp(`(?m)^` + ns + ` +db +dry-run +True +False +1 +0 +`))     // SharedIdentity
+		Expect(out).To(MatchRegexp(`(?m)^` + ns + ` +web +dry-run +True +True +0 +0 +`))
 	})
 })

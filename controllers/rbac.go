@@ -16,6 +16,11 @@ package controllers
 // only to who may update the owner's finalizers. NetworkPolicies have no
 // such subresource: it lets the operator set that flag and nothing else.
 //
+// identityapprovals: the operator creates a record at a NetworkPolicy's
+// first translation (review mode) and deletes its own when the policy is
+// gone; it never updates one, so it can never approve an identity that a
+// label change brought. Who may update them approves.
+//
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=istio,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
@@ -23,4 +28,5 @@ package controllers
 // +kubebuilder:rbac:groups=security.istio.io,resources=authorizationpolicies,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=policy.netpol2authz.io,resources=networkpolicytranslations,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=policy.netpol2authz.io,resources=networkpolicytranslations/status,verbs=get;update
+// +kubebuilder:rbac:groups=policy.netpol2authz.io,resources=identityapprovals,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -12,7 +12,10 @@ import (
 var _ = Describe("Keeping policies in sync with the workloads", func() {
 	var ns string
 	BeforeEach(func() {
+		// follow: every identity selection resolves is written at once,
+		// as before identity review (see identity_test.go for review).
 		ns = optedInNamespace("sync", "enforce")
+		setIdentity(ns, "follow")
 		newPod(ns, "db-0", map[string]string{"app": "db"}, "db")
 		newPod(ns, "api-0", map[string]string{"app": "api"}, "api")
 	})

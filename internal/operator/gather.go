@@ -6,11 +6,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -22,6 +24,11 @@ type Input struct {
 	// Namespace is the NetworkPolicy's namespace; nil when the cache does
 	// not know it.
 	Namespace *corev1.Namespace
+	// StaleApproval is an IdentityApproval of the policy's name that the
+	// operator created for an earlier NetworkPolicy of that name (its
+	// controller reference has another UID): it is not in the snapshot,
+	// and is replaced when the new policy's baseline is recorded.
+	StaleApproval *policyv1alpha1.IdentityApproval
 }
 
 // Gather builds the input of one translation from the informer cache behind
@@ -50,6 +57,9 @@ func Gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.N
 			in.Namespace = ns
 		}
 	}
+	if err := gatherApproval(ctx, r, np, in); err != nil {
+		return nil, err
+	}
 	for _, ns := range sets.List(dependentNamespaces(np, nsList.Items)) {
 		var pods corev1.PodList
 		if err := r.List(ctx, &pods, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
@@ -60,6 +70,28 @@ func Gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.N
 		}
 	}
 	return in, nil
+}
+
+// gatherApproval puts the NetworkPolicy's IdentityApproval, when it has a
+// current one, into the snapshot.
+func gatherApproval(ctx context.Context, r client.Reader, np *networkingv1.NetworkPolicy, in *Input) error {
+	a := &policyv1alpha1.IdentityApproval{}
+	switch err := r.Get(ctx, client.ObjectKeyFromObject(np), a); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading IdentityApproval %s/%s: %w", np.Namespace, np.Name, err)
+	}
+	if ref := metav1.GetControllerOfNoCopy(a); ref != nil && isNetworkPolicyRef(ref, np.Name) && np.UID != "" && ref.UID != np.UID {
+		in.StaleApproval = a
+		return nil
+	}
+	rec := translate.Approval{Namespace: np.Namespace, NetworkPolicy: np.Name}
+	for _, id := range a.Spec.Identities {
+		rec.Identities = append(rec.Identities, translate.Identity(id))
+	}
+	in.Snapshot.Approvals = []translate.Approval{rec}
+	return nil
 }
 
 // dependentNamespaces are the namespaces whose pods can change the

@@ -25,6 +25,10 @@ var (
 		Name: "netpol2authz_generated_policies",
 		Help: "AuthorizationPolicies currently generated and in place.",
 	})
+	pendingGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "netpol2authz_pending_identities",
+		Help: "Identities (ServiceAccounts, namespaces) that NetworkPolicies' selectors resolve to but nobody approved, left out of the generated AuthorizationPolicies, by namespace of the NetworkPolicy. Above zero: a label change may be trying to grant access; see kubectl get npt.",
+	}, []string{"namespace"})
 	principalsGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "netpol2authz_principals",
 		Help: "ServiceAccount principals in the generated AuthorizationPolicies, summed over NetworkPolicies (distinct within each).",
@@ -32,7 +36,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(translationsTotal, findingsGauge, policiesGauge, principalsGauge)
+	metrics.Registry.MustRegister(translationsTotal, findingsGauge, policiesGauge, principalsGauge, pendingGauge)
 }
 
 // stats is what one NetworkPolicy contributes to the gauges.
@@ -40,6 +44,7 @@ type stats struct {
 	findings   map[translate.FindingType]int
 	policies   int
 	principals int
+	pending    int
 }
 
 // gauges keeps the gauges equal to the sum of every NetworkPolicy's last
@@ -49,9 +54,10 @@ type gauges struct {
 	mu       sync.Mutex
 	perNP    map[types.NamespacedName]stats
 	findings map[[2]string]int
+	pending  map[string]int
 }
 
-var recorded = &gauges{perNP: map[types.NamespacedName]stats{}, findings: map[[2]string]int{}}
+var recorded = &gauges{perNP: map[types.NamespacedName]stats{}, findings: map[[2]string]int{}, pending: map[string]int{}}
 
 // RecordTranslation counts one translation and sets the contribution of np
 // to the gauges.
@@ -60,6 +66,7 @@ func RecordTranslation(np types.NamespacedName, o Outcome) {
 	s := stats{findings: map[translate.FindingType]int{}, policies: len(o.Applied.Policies)}
 	if o.Translation.Active {
 		s.principals = o.Translation.Principals
+		s.pending = len(o.Translation.Pending)
 	}
 	for _, f := range o.Findings() {
 		s.findings[f.Type]++
@@ -97,9 +104,18 @@ func (g *gauges) set(np types.NamespacedName, s stats) {
 			findingsGauge.DeleteLabelValues(k[0], k[1])
 		}
 	}
+	if s.pending != old.pending {
+		g.pending[np.Namespace] += s.pending - old.pending
+		if n := g.pending[np.Namespace]; n > 0 {
+			pendingGauge.WithLabelValues(np.Namespace).Set(float64(n))
+		} else {
+			delete(g.pending, np.Namespace)
+			pendingGauge.DeleteLabelValues(np.Namespace)
+		}
+	}
 	policiesGauge.Add(float64(s.policies - old.policies))
 	principalsGauge.Add(float64(s.principals - old.principals))
-	if len(s.findings) == 0 && s.policies == 0 && s.principals == 0 {
+	if len(s.findings) == 0 && s.policies == 0 && s.principals == 0 && s.pending == 0 {
 		delete(g.perNP, np)
 	} else {
 		g.perNP[np] = s

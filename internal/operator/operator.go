@@ -27,6 +27,10 @@ type Operator struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Settings Settings
+	// APIReader reads from the API server, past the cache: the
+	// managedFields of the objects that brought a pending identity, which
+	// the pod cache drops.
+	APIReader client.Reader
 	// Now is the clock of condition transitions; nil means time.Now.
 	Now func() time.Time
 }
@@ -108,7 +112,6 @@ func (o *Operator) Apply(ctx context.Context, np *networkingv1.NetworkPolicy, t 
 // records the metrics.
 func (o *Operator) Report(ctx context.Context, np *networkingv1.NetworkPolicy, in *Input, out Outcome) error {
 	key := types.NamespacedName{Namespace: np.Namespace, Name: np.Name}
-	RecordTranslation(key, out)
 
 	npt := &policyv1alpha1.NetworkPolicyTranslation{}
 	err := o.Client.Get(ctx, key, npt)
@@ -130,6 +133,8 @@ func (o *Operator) Report(ctx context.Context, np *networkingv1.NetworkPolicy, i
 	}
 
 	prev := npt.Status.DeepCopy()
+	o.fillFieldManagers(ctx, &out.Translation, prev.PendingIdentities)
+	RecordTranslation(key, out)
 	npt.Status = BuildStatus(prev, np.Generation, out, metav1.NewTime(o.now()))
 	if equality.Semantic.DeepEqual(*prev, npt.Status) {
 		return nil
@@ -139,6 +144,7 @@ func (o *Operator) Report(ctx context.Context, np *networkingv1.NetworkPolicy, i
 	}
 	ctrl.LoggerFrom(ctx).Info("status updated", "ready", readyReason(npt.Status), "findings", npt.Status.FindingsCount, "policies", len(npt.Status.AuthorizationPolicies))
 	o.emitEvents(np, prev.Findings, npt.Status.Findings)
+	o.emitPending(np, prev.PendingIdentities, out.Translation)
 	return nil
 }
 
@@ -214,8 +220,8 @@ func (o *Operator) emitEvents(np *networkingv1.NetworkPolicy, prev, cur []policy
 	}
 	before, after := FindingTypes(prev), FindingTypes(cur)
 	for _, t := range slices.Sorted(maps.Keys(after)) {
-		if _, ok := before[t]; ok {
-			continue
+		if _, ok := before[t]; ok || t == string(translate.IdentityPending) {
+			continue // IdentityPending: one Event per identity (emitPending)
 		}
 		kind := corev1.EventTypeWarning
 		if after[t] == policyv1alpha1.Severity(translate.SeverityInfo) {
@@ -228,6 +234,21 @@ func (o *Operator) emitEvents(np *networkingv1.NetworkPolicy, prev, cur []policy
 		if _, ok := after[t]; !ok {
 			o.Recorder.Eventf(np, nil, corev1.EventTypeNormal, t+"Cleared", actionTranslate, "the translation no longer has a %s finding", t)
 		}
+	}
+}
+
+// emitPending records on np one Warning Event per identity that became
+// pending since the previous status.
+func (o *Operator) emitPending(np *networkingv1.NetworkPolicy, prev []policyv1alpha1.PendingIdentity, t translate.Translation) {
+	if o.Recorder == nil {
+		return
+	}
+	for _, p := range t.Pending {
+		if slices.ContainsFunc(prev, func(q policyv1alpha1.PendingIdentity) bool { return q.Identity == string(p.Identity) }) {
+			continue
+		}
+		f := translate.PendingFinding(np.Namespace, np.Name, p)
+		o.Recorder.Eventf(np, nil, corev1.EventTypeWarning, string(translate.IdentityPending), actionTranslate, "%s", truncate(f.Message, maxNote))
 	}
 }
 

@@ -67,7 +67,7 @@ func NamespaceChanged() predicate.Predicate {
 
 // optionsDiffer says whether the netpol2authz annotations differ.
 func optionsDiffer(a, b map[string]string) bool {
-	for _, k := range []string{translate.AnnotationMode, translate.AnnotationFidelity} {
+	for _, k := range translate.NamespaceAnnotations {
 		va, oka := a[k]
 		vb, okb := b[k]
 		if va != vb || oka != okb {

@@ -3,6 +3,7 @@ package operator
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"unicode/utf8"
 
@@ -82,6 +83,9 @@ func BuildStatus(prev *policyv1alpha1.NetworkPolicyTranslationStatus, generation
 		Rules:              int32(rules),
 		FindingsCount:      int32(len(findings)),
 		Findings:           apiFindings(findings),
+		Identity:           policyv1alpha1.IdentityMode(t.Identity),
+		Pending:            int32(len(t.Pending)),
+		PendingIdentities:  apiPending(t.Pending),
 	}
 	if n := len(o.Applied.Policies); n > 0 {
 		st.AuthorizationPolicies = slices.Clone(o.Applied.Policies[:min(n, policyv1alpha1.MaxAuthorizationPolicies)])
@@ -236,6 +240,27 @@ func apiFindings(in []translate.Finding) []policyv1alpha1.Finding {
 			af.Objects = append(af.Objects, policyv1alpha1.ObjectReference{Kind: o.Kind, Namespace: o.Namespace, Name: o.Name})
 		}
 		out = append(out, af)
+	}
+	return out
+}
+
+// apiPending converts the pending identities for the status, within the
+// API's bounds.
+func apiPending(in []translate.PendingIdentity) []policyv1alpha1.PendingIdentity {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]policyv1alpha1.PendingIdentity, 0, min(len(in), policyv1alpha1.MaxPendingIdentities))
+	for _, p := range in[:min(len(in), policyv1alpha1.MaxPendingIdentities)] {
+		ap := policyv1alpha1.PendingIdentity{Identity: string(p.Identity), Peers: slices.Clone(p.Peers[:min(len(p.Peers), 32)])}
+		for _, s := range p.Sources[:min(len(p.Sources), policyv1alpha1.MaxIdentitySources)] {
+			src := policyv1alpha1.IdentitySource{Kind: s.Ref.Kind, Namespace: s.Ref.Namespace, Name: s.Ref.Name, FieldManagers: slices.Clone(s.FieldManagers)}
+			if len(s.Labels) > 0 {
+				src.Labels = maps.Clone(s.Labels)
+			}
+			ap.Sources = append(ap.Sources, src)
+		}
+		out = append(out, ap)
 	}
 	return out
 }

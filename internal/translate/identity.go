@@ -26,6 +26,10 @@ const (
 // AnnotationIdentity chooses the IdentityMode of a namespace.
 const AnnotationIdentity = "netpol2authz.io/identity"
 
+// NamespaceAnnotations are the annotations of a namespace that change the
+// translation of its NetworkPolicies.
+var NamespaceAnnotations = []string{AnnotationMode, AnnotationFidelity, AnnotationIdentity}
+
 // Valid says whether m is an identity mode netpol2authz knows.
 func (m IdentityMode) Valid() bool { return m == IdentityReview || m == IdentityFollow }
 

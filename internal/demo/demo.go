@@ -36,8 +36,10 @@ import (
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/controllers"
+	"github.com/netpol2authz/netpol2authz/internal/cli"
 	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
 // Options of one demo run.
@@ -132,7 +134,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
-	if err := relabel(ctx, c, o, say); err != nil {
+	if err := relabel(ctx, cfg, c, o, say); err != nil {
 		return err
 	}
 
@@ -460,8 +462,11 @@ func printFindings(ctx context.Context, c client.Client, out io.Writer) error {
 	return nil
 }
 
-// relabel gives a pod role=admin and shows the database's principals follow.
-func relabel(ctx context.Context, c client.Client, o Options, say func(string, ...any)) error {
+// relabel plays the attack identity review stops: someone who can edit
+// pods gives one role=admin, as kubectl label would. Its ServiceAccount is
+// held back, pending, and named with who wrote the label; a reviewer
+// approves it with netpol2authz approve, and only then it joins.
+func relabel(ctx context.Context, cfg *rest.Config, c client.Client, o Options, say func(string, ...any)) error {
 	podKey, err := parseKey(o.Relabel)
 	if err != nil {
 		return err
@@ -470,11 +475,12 @@ func relabel(ctx context.Context, c client.Client, o Options, say func(string, .
 	if err != nil {
 		return err
 	}
+	nptKey := client.ObjectKey{Namespace: apKey.Namespace, Name: strings.TrimPrefix(apKey.Name, "netpol-")}
 	before, err := principals(ctx, c, apKey)
 	if err != nil {
 		return err
 	}
-	say("\n==> Relabelling pod %s with role=admin", podKey)
+	say("\n==> The attack: kubectl label pod -n %s %s role=admin", podKey.Namespace, podKey.Name)
 	say("    principals of %s before: %s", apKey, strings.Join(before, ", "))
 	pod := &corev1.Pod{}
 	if err := c.Get(ctx, podKey, pod); err != nil {
@@ -485,16 +491,44 @@ func relabel(ctx context.Context, c client.Client, o Options, say func(string, .
 		pod.Labels = map[string]string{}
 	}
 	pod.Labels["role"] = "admin"
-	if err := c.Patch(ctx, pod, patch); err != nil {
+	if err := c.Patch(ctx, pod, patch, client.FieldOwner("kubectl-label")); err != nil {
+		return err
+	}
+	npt := &policyv1alpha1.NetworkPolicyTranslation{}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, o.Wait, true, func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, nptKey, npt)
+		return err == nil && npt.Status.Pending > 0 && len(npt.Status.PendingIdentities[0].Sources) > 0 &&
+			len(npt.Status.PendingIdentities[0].Sources[0].FieldManagers) > 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the relabelled pod's ServiceAccount was not reported pending on %s within %s: %w", nptKey, o.Wait, err)
+	}
+	held, err := principals(ctx, c, apKey)
+	if err != nil {
+		return err
+	}
+	say("    held back, pending review: principals of %s still: %s\n", apKey, strings.Join(held, ", "))
+	if err := printTable(ctx, cfg, o.Out); err != nil {
+		return err
+	}
+	for _, f := range npt.Status.Findings {
+		if f.Type == string(translate.IdentityPending) {
+			say("\n%s/%s  %s %s\n    %s", npt.Namespace, npt.Name, f.Severity, f.Type, f.Message)
+		}
+	}
+
+	id := translate.Identity(npt.Status.PendingIdentities[0].Identity)
+	say("\n==> A reviewer approves: netpol2authz approve -n %s %s %s", nptKey.Namespace, nptKey.Name, id)
+	if _, err := cli.Approve(ctx, c, nptKey, []translate.Identity{id}, false); err != nil {
 		return err
 	}
 	var after []string
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, o.Wait, true, func(ctx context.Context) (bool, error) {
 		after, err = principals(ctx, c, apKey)
-		return err == nil && !slices.Equal(before, after), nil
+		return err == nil && !slices.Equal(held, after), nil
 	})
 	if err != nil {
-		return fmt.Errorf("the principals of %s did not follow the relabelled pod within %s: %w", apKey, o.Wait, err)
+		return fmt.Errorf("the principals of %s did not take the approved identity within %s: %w", apKey, o.Wait, err)
 	}
 	say("    principals of %s after:  %s", apKey, strings.Join(after, ", "))
 	return nil

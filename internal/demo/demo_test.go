@@ -42,7 +42,13 @@ func TestDemoTellsTheStory(t *testing.T) {
 		// The findings the samples are built to show.
 		"SharedIdentity",
 		"SourceNotInMesh",
-		// The relabelled pod's ServiceAccount joins the database policy.
+		// The relabelled pod's ServiceAccount is held back, pending, and
+		// named with who wrote the label, until a reviewer approves it.
+		"held back, pending review",
+		"IdentityPending",
+		"ServiceAccount shop/reporting is pending review",
+		"last written by kubectl-label",
+		"netpol2authz approve -n shop db-admins-only serviceaccount/shop/reporting",
 		"principals of shop/netpol-db-admins-only after:",
 		"cluster.local/ns/shop/sa/reporting",
 		"==> Done",
@@ -50,6 +56,10 @@ func TestDemoTellsTheStory(t *testing.T) {
 		if !strings.Contains(story, want) {
 			t.Errorf("the demo's output lacks %q", want)
 		}
+	}
+	held := story[strings.Index(story, "still:"):]
+	if strings.Contains(held[:strings.Index(held, "\n")], "sa/reporting") {
+		t.Errorf("the relabelled pod's principal reached the policy before it was approved:\n%s", held)
 	}
 	after := story[strings.Index(story, "after:"):]
 	if !strings.Contains(after[:strings.Index(after, "\n")], "sa/reporting") {

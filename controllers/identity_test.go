@@ -1,6 +1,8 @@
 package controllers_test
 
 import (
+	"os"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/cli"
@@ -39,6 +42,16 @@ func attackerClient(name, ns string, rules ...rbacv1.PolicyRule) client.Client {
 	c, err := client.New(rest.CopyConfig(user.Config()), client.Options{Scheme: testSch})
 	Expect(err).NotTo(HaveOccurred())
 	return c
+}
+
+// shippedRules reads the rules of a ClusterRole the project ships.
+func shippedRules(path string) []rbacv1.PolicyRule {
+	data, err := os.ReadFile(path)
+	Expect(err).NotTo(HaveOccurred())
+	role := &rbacv1.ClusterRole{}
+	Expect(yaml.UnmarshalStrict(data, role)).To(Succeed())
+	Expect(role.Rules).NotTo(BeEmpty())
+	return role.Rules
 }
 
 // podEditorRules: patch pods and pods/status, and nothing else.
@@ -164,9 +177,10 @@ var _ = Describe("Identity review: a label alone never grants access", func() {
 		Expect(attacker.Delete(ctx, &policyv1alpha1.IdentityApproval{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-admins-only"}})).To(Satisfy(apierrors.IsForbidden))
 		Expect(attacker.Delete(ctx, nptKey(ns, "db-admins-only"))).To(Satisfy(apierrors.IsForbidden))
 
-		By("approved: written at once")
+		By("approved by a reviewer bound to the shipped approver role: written at once")
 		key := client.ObjectKey{Namespace: ns, Name: "db-admins-only"}
-		Expect(cli.Approve(ctx, k8s, key, nil, true)).To(ConsistOf(translate.Identity(pendingSA)))
+		reviewer := attackerClient("reviewer-"+ns, ns, shippedRules("../config/rbac/identityapproval_approver_role.yaml")...)
+		Expect(cli.Approve(ctx, reviewer, key, nil, true)).To(ConsistOf(translate.Identity(pendingSA)))
 		Eventually(principalsOf(ns, "netpol-db-admins-only"), timeout, interval).Should(Equal([]string{principal(ns, "ops-console"), principal(ns, "reporting")}))
 		Eventually(translationStatus(ns, "db-admins-only"), timeout, interval).Should(havePending())
 		Eventually(func() float64 { return gauge("netpol2authz_pending_identities", map[string]string{"namespace": ns}) }, timeout, interval).Should(BeZero())

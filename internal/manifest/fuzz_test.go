@@ -35,6 +35,8 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems:\n- kind: List\n  apiVersion: v1\n  items: [{}]\n"))
 	f.Add([]byte(`{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"p"}}]}`))
+	f.Add([]byte(approvalHeader + "spec:\n  identities: [serviceaccount/shop/web, namespace/ops, sa/shop/api, ns/Ops, serviceaccount/shop/web]\n"))
+	f.Add([]byte(`{"apiVersion":"policy.netpol2authz.io/v1alpha1","kind":"IdentityApprovalList","items":[{"metadata":{"name":"db","namespace":"shop"},"spec":{"identities":["namespace/ops"]}}]}`))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := []Input{{Name: "fuzz.yaml", Data: data}}
@@ -57,6 +59,13 @@ func FuzzLoad(f *testing.F) {
 					t.Fatalf("error does not name the input: %#v", e)
 				}
 				msgs = append(msgs, e.Error())
+			}
+		}
+		for _, a := range res.Snapshot.Approvals {
+			for _, id := range a.Identities {
+				if canonical, err := translate.ParseIdentity(string(id)); err != nil || canonical != id {
+					t.Fatalf("approval %s/%s holds %q, not a canonical identity", a.Namespace, a.NetworkPolicy, id)
+				}
 			}
 		}
 		if !slices.IsSortedFunc(res.Snapshot.Namespaces, func(a, b translate.Namespace) int { return strings.Compare(a.Name, b.Name) }) {

@@ -16,6 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
 // maxListDepth bounds Lists inside Lists.
@@ -34,7 +37,17 @@ type loader struct {
 	policies   []networkingv1.NetworkPolicy
 	aps        []*securityv1.AuthorizationPolicy
 	sas        []types.NamespacedName
+	approvals  []approval
 	mesh       MeshConfig
+}
+
+// approval is an IdentityApproval as read, with the NetworkPolicy that
+// controls it, if any.
+type approval struct {
+	translate.Approval
+	// controllerUID is the UID of the NetworkPolicy of the same name that
+	// controls it (the operator sets it); empty when there is none.
+	controllerUID types.UID
 }
 
 func newLoader(o Options) *loader {
@@ -246,15 +259,16 @@ var readers = map[string]reader{
 	"v1/ServiceAccount":                  {namespaced: true, read: (*loader).readServiceAccount},
 	"v1/ConfigMap":                       {namespaced: true, read: (*loader).readMeshConfig},
 	"networking.k8s.io/v1/NetworkPolicy": {namespaced: true, read: (*loader).readNetworkPolicy},
-	"security.istio.io/v1/AuthorizationPolicy":      {namespaced: true, read: (*loader).readAuthorizationPolicy},
-	"security.istio.io/v1beta1/AuthorizationPolicy": {namespaced: true, read: (*loader).readAuthorizationPolicy},
-	"apps/v1/Deployment":                            {namespaced: true, read: readWorkload(func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/StatefulSet":                           {namespaced: true, read: readWorkload(func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/DaemonSet":                             {namespaced: true, read: readWorkload(func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/ReplicaSet":                            {namespaced: true, read: readWorkload(func(o *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"v1/ReplicationController":                      {namespaced: true, read: readWorkload(func(o *corev1.ReplicationController) *corev1.PodTemplateSpec { return o.Spec.Template })},
-	"batch/v1/Job":                                  {namespaced: true, read: readWorkload(func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"batch/v1/CronJob":                              {namespaced: true, read: readWorkload(func(o *batchv1.CronJob) *corev1.PodTemplateSpec { return &o.Spec.JobTemplate.Spec.Template })},
+	"security.istio.io/v1/AuthorizationPolicy":         {namespaced: true, read: (*loader).readAuthorizationPolicy},
+	"security.istio.io/v1beta1/AuthorizationPolicy":    {namespaced: true, read: (*loader).readAuthorizationPolicy},
+	"policy.netpol2authz.io/v1alpha1/IdentityApproval": {namespaced: true, read: (*loader).readIdentityApproval},
+	"apps/v1/Deployment":                               {namespaced: true, read: readWorkload(func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/StatefulSet":                              {namespaced: true, read: readWorkload(func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/DaemonSet":                                {namespaced: true, read: readWorkload(func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/ReplicaSet":                               {namespaced: true, read: readWorkload(func(o *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"v1/ReplicationController":                         {namespaced: true, read: readWorkload(func(o *corev1.ReplicationController) *corev1.PodTemplateSpec { return o.Spec.Template })},
+	"batch/v1/Job":                                     {namespaced: true, read: readWorkload(func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"batch/v1/CronJob":                                 {namespaced: true, read: readWorkload(func(o *batchv1.CronJob) *corev1.PodTemplateSpec { return &o.Spec.JobTemplate.Spec.Template })},
 }
 
 // decode decodes data strictly into obj, runs validate over it when it
@@ -345,6 +359,59 @@ func (l *loader) readAuthorizationPolicy(p place, data []byte) []fieldError {
 	}
 	ap.Namespace = p.namespace
 	l.aps = append(l.aps, ap)
+	return nil
+}
+
+// readIdentityApproval reads the approval record of the NetworkPolicy of
+// the same name and namespace. Each identity must be in the form the
+// IdentityApproval CRD admits (serviceaccount/NAMESPACE/NAME or
+// namespace/NAME): a manifest the API server would reject must not pass
+// here. An identity translate.ParseIdentity reads but the API server does
+// not (sa/NS/NAME, a principal) is reported with the form to write.
+func (l *loader) readIdentityApproval(p place, data []byte) []fieldError {
+	a := &policyv1alpha1.IdentityApproval{}
+	errs, ok := strictDecode(data, a)
+	if !ok {
+		return errs
+	}
+	rec := approval{Approval: translate.Approval{Namespace: p.namespace, NetworkPolicy: a.Name}}
+	if a.Name == "" {
+		errs = append(errs, fieldError{field: "metadata.name", err: errors.New("required: the name of the NetworkPolicy whose identities it approves")})
+	}
+	ids := field.NewPath("spec", "identities")
+	if n := len(a.Spec.Identities); n > policyv1alpha1.MaxApprovedIdentities {
+		errs = append(errs, fieldErrors(field.ErrorList{field.TooMany(ids, n, policyv1alpha1.MaxApprovedIdentities)})...)
+	}
+	seen := map[translate.Identity]int{}
+	for i, s := range a.Spec.Identities {
+		path := ids.Index(i).String()
+		id, err := translate.ParseIdentity(s)
+		switch {
+		case err != nil:
+			errs = append(errs, fieldError{field: path, err: err})
+			continue
+		case string(id) != s:
+			errs = append(errs, fieldError{field: path, err: fmt.Errorf("%q: write %q, the form the IdentityApproval API accepts", s, id)})
+			continue
+		}
+		if j, dup := seen[id]; dup {
+			errs = append(errs, fieldError{field: path, err: fmt.Errorf("%q is listed twice (also spec.identities[%d])", s, j)})
+			continue
+		}
+		seen[id] = i
+		rec.Identities = append(rec.Identities, id)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if errs := l.claim(p); len(errs) > 0 {
+		return errs
+	}
+	if ref := metav1.GetControllerOfNoCopy(a); ref != nil && ref.Kind == "NetworkPolicy" &&
+		ref.APIVersion == networkingv1.SchemeGroupVersion.String() && ref.Name == a.Name {
+		rec.controllerUID = ref.UID
+	}
+	l.approvals = append(l.approvals, rec)
 	return nil
 }
 

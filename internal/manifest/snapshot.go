@@ -95,6 +95,8 @@ func (l *loader) finish() *Result {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 
+	res.Snapshot.Approvals = l.snapshotApprovals()
+
 	res.Snapshot.Mesh = translate.MeshSettings{TrustDomain: l.mesh.TrustDomain, RootNamespace: l.mesh.RootNamespace}
 	if res.Snapshot.Mesh.RootNamespace == "" {
 		res.Snapshot.Mesh.RootNamespace = l.istioNS
@@ -109,6 +111,30 @@ func (l *loader) finish() *Result {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	return res
+}
+
+// snapshotApprovals are the approval records, sorted by namespace and name.
+// As the operator does, it leaves out a record made for an earlier
+// NetworkPolicy of the same name: one whose controller is a NetworkPolicy
+// with another UID than the one in the input (a cluster dump of a policy
+// deleted and created again). That policy is at its first translation.
+func (l *loader) snapshotApprovals() []translate.Approval {
+	uids := map[types.NamespacedName]types.UID{}
+	for _, np := range l.policies {
+		uids[types.NamespacedName{Namespace: np.Namespace, Name: np.Name}] = np.UID
+	}
+	var out []translate.Approval
+	for _, a := range l.approvals {
+		uid := uids[types.NamespacedName{Namespace: a.Namespace, Name: a.NetworkPolicy}]
+		if a.controllerUID != "" && uid != "" && a.controllerUID != uid {
+			continue
+		}
+		out = append(out, a.Approval)
+	}
+	slices.SortFunc(out, func(a, b translate.Approval) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.NetworkPolicy, b.NetworkPolicy))
+	})
+	return out
 }
 
 // namespacesNamedBy returns the namespaces a policy's peers name through

@@ -48,6 +48,11 @@ func FuzzTranslate(f *testing.F) {
 		if errs := checkInvariants(s, in.Options, r); len(errs) > 0 {
 			t.Fatal(strings.Join(errs, "\n"))
 		}
+		if len(s.Approvals) == 0 {
+			if errs := checkReview(s, in.Options, r, grow); len(errs) > 0 {
+				t.Fatal(strings.Join(errs, "\n"))
+			}
+		}
 	})
 }
 

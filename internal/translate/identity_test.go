@@ -1,6 +1,15 @@
 package translate
 
-import "testing"
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+)
 
 func TestParseIdentity(t *testing.T) {
 	tests := map[string]struct {
@@ -55,4 +64,76 @@ func TestReviewFirstTranslationApprovesAll(t *testing.T) {
 		string(marshalResult(t, Result{Translations: []Translation{{Policies: again.Policies}}})) {
 		t.Error("recording the baseline changed the generated policies")
 	}
+}
+
+// checkReview is the fuzzer's identity review property: record what the
+// first translation r resolved, minus a few identities chosen by drop; the
+// next translation must report exactly those as pending, write none of
+// their principals, and otherwise give r's policies when nothing is dropped.
+func checkReview(s Snapshot, o Options, r Result, drop []byte) []string {
+	var errs []string
+	var approvals []Approval
+	dropped := map[[2]string]map[Identity]bool{}
+	k := 0
+	for _, t := range r.Translations {
+		if !t.Active || t.Identity != IdentityReview {
+			continue
+		}
+		if !t.Baseline && len(s.Approvals) == 0 {
+			errs = append(errs, fmt.Sprintf("%s: review without an approval record is not a baseline", t.NetworkPolicy))
+		}
+		key := [2]string{t.NetworkPolicy.Namespace, t.NetworkPolicy.Name}
+		a := Approval{Namespace: key[0], NetworkPolicy: key[1]}
+		for _, id := range t.Identities {
+			k++
+			if len(drop) > 0 && drop[k%len(drop)]%3 == 0 {
+				if dropped[key] == nil {
+					dropped[key] = map[Identity]bool{}
+				}
+				dropped[key][id] = true
+				continue
+			}
+			a.Identities = append(a.Identities, id)
+		}
+		approvals = append(approvals, a)
+	}
+	next := s
+	next.Approvals = approvals
+	r2 := Translate(next, o)
+	before := map[[2]string]Translation{}
+	for _, t := range r.Translations {
+		before[[2]string{t.NetworkPolicy.Namespace, t.NetworkPolicy.Name}] = t
+	}
+	for _, t := range r2.Translations {
+		key := [2]string{t.NetworkPolicy.Namespace, t.NetworkPolicy.Name}
+		if !t.Active || t.Identity != IdentityReview {
+			continue
+		}
+		var pending []Identity
+		for _, p := range t.Pending {
+			pending = append(pending, p.Identity)
+		}
+		want := slices.Sorted(maps.Keys(dropped[key]))
+		if !slices.Equal(pending, want) {
+			errs = append(errs, fmt.Sprintf("%s: pending %v, want the identities left out of the record %v", t.NetworkPolicy, pending, want))
+		}
+		for _, ap := range t.Policies {
+			for _, rule := range ap.Spec.Rules {
+				for _, from := range rule.From {
+					for _, p := range from.Source.Principals {
+						parts := strings.Split(p, "/")
+						if len(parts) == 5 && dropped[key][ServiceAccountIdentity(parts[2], parts[4])] {
+							errs = append(errs, fmt.Sprintf("%s: pending %s written into %s", t.NetworkPolicy, p, ap.Name))
+						}
+					}
+				}
+			}
+		}
+		if len(dropped[key]) == 0 && !slices.EqualFunc(t.Policies, before[key].Policies, func(a, b *securityv1.AuthorizationPolicy) bool {
+			return proto.Equal(&a.Spec, &b.Spec) && a.Name == b.Name
+		}) {
+			errs = append(errs, fmt.Sprintf("%s: recording every identity of the first translation changed its policies", t.NetworkPolicy))
+		}
+	}
+	return errs
 }

@@ -3,6 +3,7 @@ package verify
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -43,17 +44,18 @@ func (x *explainer) overlaps(b bitset) bool {
 
 // rank orders explanations when several fit: the most specific first.
 var rank = map[translate.FindingType]int{
-	translate.TargetNotInMesh:      0,
-	translate.SharedIdentity:       1,
-	translate.SourceNotInMesh:      2,
-	translate.SelectorOverreach:    3,
-	translate.NamedPortVaries:      4,
-	translate.PortRangeTooLarge:    5,
-	translate.NamespaceUnknown:     6,
-	translate.Conflict:             7,
-	translate.RootNamespaceSkipped: 8,
-	translate.InvalidAnnotation:    9,
-	translate.EgressNotTranslated:  10,
+	translate.IdentityPending:      0,
+	translate.TargetNotInMesh:      1,
+	translate.SharedIdentity:       2,
+	translate.SourceNotInMesh:      3,
+	translate.SelectorOverreach:    4,
+	translate.NamedPortVaries:      5,
+	translate.PortRangeTooLarge:    6,
+	translate.NamespaceUnknown:     7,
+	translate.Conflict:             8,
+	translate.RootNamespaceSkipped: 9,
+	translate.InvalidAnnotation:    10,
+	translate.EgressNotTranslated:  11,
 }
 
 // explainers turns the findings of the translation into explainers, and
@@ -84,6 +86,7 @@ func (e *engine) explainers() (byDst map[int][]*explainer, anyDst []*explainer) 
 			egressScope = e.np.selectedSources(np)
 		}
 		permissive := t.Fidelity != translate.FidelityStrict
+		pending := pendingByFinding(t)
 		for _, f := range t.Findings {
 			x := &explainer{expl: &Explanation{
 				Type: string(f.Type), By: ByTranslation, NetworkPolicy: t.NetworkPolicy.String(),
@@ -121,6 +124,15 @@ func (e *engine) explainers() (byDst map[int][]*explainer, anyDst []*explainer) 
 					add(x)
 					x = &explainer{expl: x.expl, more: true, src: e.sameAddressSources(f.Objects), dsts: scope, portsOf: np, rank: x.rank}
 				}
+			case translate.IdentityPending:
+				// The identity is left out of every rule of the policy:
+				// its sources lose what the policy allows them, at its
+				// pods and ports.
+				p, ok := pending[f.Message]
+				if !ok {
+					continue
+				}
+				x.less, x.src, x.dsts, x.portsOf = true, e.identitySources(p.Identity), scope, np
 			case translate.TargetNotInMesh:
 				x.more, x.dsts = true, objDst
 			case translate.EgressNotTranslated:
@@ -214,6 +226,42 @@ func (e *engine) serviceAccountSources(objs []translate.ObjectRef) bitset {
 			if e.w.srcs[i].sa == o.Name {
 				b.set(i)
 			}
+		}
+	}
+	return b
+}
+
+// pendingByFinding maps the message of each IdentityPending finding of t to
+// its pending identity.
+func pendingByFinding(t translate.Translation) map[string]translate.PendingIdentity {
+	if len(t.Pending) == 0 {
+		return nil
+	}
+	out := make(map[string]translate.PendingIdentity, len(t.Pending))
+	for _, p := range t.Pending {
+		out[translate.PendingFinding(t.NetworkPolicy.Namespace, t.NetworkPolicy.Name, p).Message] = p
+	}
+	return out
+}
+
+// identitySources are the source classes an identity stands for: the pods
+// of a ServiceAccount (with and without a mesh identity: a pending
+// ServiceAccount adds neither its principal nor the addresses of its pods
+// outside the mesh), or every pod of a namespace.
+func (e *engine) identitySources(id translate.Identity) bitset {
+	b := e.w.newSrcSet()
+	if rest, ok := strings.CutPrefix(string(id), "serviceaccount/"); ok {
+		ns, sa, _ := strings.Cut(rest, "/")
+		for _, i := range e.w.srcByNS[ns] {
+			if e.w.srcs[i].sa == sa {
+				b.set(i)
+			}
+		}
+		return b
+	}
+	if ns, ok := strings.CutPrefix(string(id), "namespace/"); ok {
+		for _, i := range e.w.srcByNS[ns] {
+			b.set(i)
 		}
 	}
 	return b

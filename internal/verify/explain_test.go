@@ -2,6 +2,7 @@ package verify
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -260,4 +261,71 @@ networkPolicies:
 		t.Fatalf("the case needs a NamespaceUnknown finding; got %v", types)
 	}
 	assertDifferences(t, Verify(in), []differenceSummary{{dir: IstioAllowsMore, expl: "EgressNotTranslated", from: "b/*", to: "b/*", ports: "1-65535"}})
+}
+
+// An identity pending review is left out of the generated policies: what
+// the NetworkPolicy allows it is denied, explained by its IdentityPending
+// finding, for its own sources, at the policy's pods and ports only. A
+// pending ServiceAccount loses its pods outside the mesh too (their
+// addresses are left out with its principal); a pending namespace, all
+// its pods. With the identities approved, or in follow mode, nothing
+// differs.
+func TestIdentityPendingExplains(t *testing.T) {
+	const cluster = `
+namespaces:
+- {name: shop}
+- {name: ops, labels: {team: ops}}
+- {name: tools, labels: {team: ops}}
+pods:
+- {namespace: shop, name: db, labels: {app: db}, serviceAccount: db, sidecar: true, ip: 10.0.0.1}
+- {namespace: shop, name: web, labels: {role: client}, serviceAccount: web, sidecar: true, ip: 10.0.0.2}
+- {namespace: shop, name: report-0, labels: {role: client}, serviceAccount: report, sidecar: true, ip: 10.0.0.3}
+- {namespace: shop, name: report-1, labels: {role: client}, serviceAccount: report, ip: 10.0.0.4}
+- {namespace: ops, name: prom, serviceAccount: prom, sidecar: true, ip: 10.0.1.1}
+- {namespace: tools, name: debug, serviceAccount: debug, sidecar: true, ip: 10.0.2.1}
+networkPolicies:
+- metadata: {name: db, namespace: shop}
+  spec:
+    podSelector: {matchLabels: {app: db}}
+    ingress:
+    - {from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: 5432}]}
+    - {from: [{namespaceSelector: {matchLabels: {team: ops}}}], ports: [{port: 9187}]}
+`
+	c := readCluster(t, cluster+`
+approvals:
+- {namespace: shop, networkPolicy: db, identities: [serviceaccount/shop/web, namespace/ops]}
+`)
+	in := c.generated()
+	r := Verify(in)
+	assertDifferences(t, r, []differenceSummary{
+		{dir: IstioDeniesMore, expl: "IdentityPending", from: "shop/report-0,shop/report-1", to: "shop/db", ports: "5432"},
+		{dir: IstioDeniesMore, expl: "IdentityPending", from: "tools/*", to: "shop/db", ports: "9187"},
+	})
+	for _, d := range r.Differences {
+		if d.Explanation.NetworkPolicy != "shop/db" || d.Explanation.By != ByTranslation || d.Explanation.Severity != "Warning" {
+			t.Errorf("explanation %+v", d.Explanation)
+		}
+	}
+	if want := "run 'netpol2authz approve -n shop db serviceaccount/shop/report'"; !strings.Contains(r.Differences[0].Explanation.Message, want) {
+		t.Errorf("explanation does not say %q: %s", want, r.Differences[0].Explanation.Message)
+	}
+	if want := "namespace tools is pending review"; !strings.Contains(r.Differences[1].Explanation.Message, want) {
+		t.Errorf("explanation does not say %q: %s", want, r.Differences[1].Explanation.Message)
+	}
+	for _, msg := range checkPromises(in, r) {
+		t.Error(msg)
+	}
+	for _, msg := range checkAgainstReference(in, r) {
+		t.Error(msg)
+	}
+
+	// Approved, or followed: no difference.
+	c.Approvals[0].Identities = append(c.Approvals[0].Identities, "serviceaccount/shop/report", "namespace/tools")
+	assertDifferences(t, Verify(c.generated()), nil)
+	c = readCluster(t, cluster+`
+approvals:
+- {namespace: shop, networkPolicy: db, identities: []}
+options: {defaultIdentity: follow}
+`)
+	assertDifferences(t, Verify(c.generated()), nil)
 }

@@ -65,6 +65,59 @@ func TestTranslateVerifyRandom(t *testing.T) {
 	}
 }
 
+// TestTranslateVerifyRandomReview runs the same checks over random
+// clusters in review mode, each NetworkPolicy's approval record listing a
+// random part of what its selectors resolve: every identity left out
+// pending must explain exactly the connections it costs.
+func TestTranslateVerifyRandomReview(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2026, 9))
+	checked, pending, explained := 0, 0, 0
+	for i := 0; checked < 300; i++ {
+		b := make([]byte, 200+rng.IntN(800))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		var c testCluster
+		(&gen{b: b}).grow(&c)
+		if len(c.Pods) > 40 || len(c.NetworkPolicies) > 16 {
+			continue
+		}
+		checked++
+		c.Options.DefaultIdentity = translate.IdentityReview
+		// The first translation resolves the identities; the approvals
+		// keep about half of them, and some policies have none (at their
+		// first translation still).
+		for _, tr := range translate.Translate(c.snapshot(), c.Options).Translations {
+			if rng.IntN(4) == 0 {
+				continue
+			}
+			a := translate.Approval{Namespace: tr.NetworkPolicy.Namespace, NetworkPolicy: tr.NetworkPolicy.Name}
+			for _, id := range tr.Identities {
+				if rng.IntN(2) > 0 {
+					a.Identities = append(a.Identities, id)
+				}
+			}
+			c.Approvals = append(c.Approvals, a)
+		}
+		in := c.generated()
+		for _, tr := range in.Translation.Translations {
+			pending += len(tr.Pending)
+		}
+		r := Verify(in)
+		for _, d := range r.Differences {
+			if d.Explanation != nil && d.Explanation.Type == string(translate.IdentityPending) {
+				explained++
+			}
+		}
+		for _, msg := range append(checkPromises(in, r), checkAgainstReference(in, r)...) {
+			t.Errorf("cluster %d: %s", i, msg)
+		}
+	}
+	if pending < 100 || explained < 25 {
+		t.Errorf("%d pending identities, %d differences they explain in %d clusters: the test checks too little", pending, explained, checked)
+	}
+}
+
 // fuzzSeeds are byte strings that grow clusters of a few dozen pods and a
 // dozen policies, drawn from a fixed pseudo-random source, so that seeds
 // alone exercise shared identities, pods outside the mesh, ipBlocks over
@@ -86,11 +139,13 @@ var fuzzSeeds = func() [][]byte {
 var (
 	// permissive may deny what NetworkPolicy allows only where the
 	// translation says so: nothing was generated for a policy whose pods
-	// other policies restrict (Conflict), or ipBlock is read as matching
-	// pod addresses (IPBlockPodAddress).
+	// other policies restrict (Conflict), an identity waits for approval
+	// (IdentityPending), or ipBlock is read as matching pod addresses
+	// (IPBlockPodAddress).
 	permissiveExceptions = map[string]bool{
-		string(translate.Conflict): true,
-		IPBlockPodAddress:          true,
+		string(translate.Conflict):        true,
+		string(translate.IdentityPending): true,
+		IPBlockPodAddress:                 true,
 	}
 	// strict may allow what NetworkPolicy denies where Istio cannot
 	// enforce it at all: egress, policies nothing was generated for, and

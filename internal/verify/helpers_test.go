@@ -22,6 +22,7 @@ type testCluster struct {
 	Pods                  []translate.Pod                   `json:"pods"`
 	NetworkPolicies       []networkingv1.NetworkPolicy      `json:"networkPolicies"`
 	AuthorizationPolicies []*securityv1.AuthorizationPolicy `json:"authorizationPolicies"`
+	Approvals             []translate.Approval              `json:"approvals"`
 	Options               translate.Options                 `json:"options"`
 }
 
@@ -40,7 +41,7 @@ func readCluster(t testing.TB, text string) testCluster {
 }
 
 func (c testCluster) snapshot() translate.Snapshot {
-	return translate.Snapshot{Namespaces: c.Namespaces, Pods: c.Pods, NetworkPolicies: c.NetworkPolicies, Mesh: c.Mesh}
+	return translate.Snapshot{Namespaces: c.Namespaces, Pods: c.Pods, NetworkPolicies: c.NetworkPolicies, Mesh: c.Mesh, Approvals: c.Approvals}
 }
 
 // existing is an Input checking the cluster's AuthorizationPolicies.

@@ -62,7 +62,7 @@ func TestIdentityApprovalErrors(t *testing.T) {
 		"not an identity": {
 			input: approvalHeader + "spec:\n  identities: [serviceaccount/shop/web, serviceaccount/shop]\n",
 			want: []string{`in.yaml:1: document 1 (IdentityApproval shop/db): spec.identities[1]: "serviceaccount/shop" is not an identity: ` +
-				`write serviceaccount/NAMESPACE/NAME, namespace/NAME or a principal TRUSTDOMAIN/ns/NAMESPACE/sa/NAME`},
+				`write serviceaccount/NAMESPACE/NAME or namespace/NAME`},
 		},
 		"invalid names": {
 			input: approvalHeader + "spec:\n  identities: [namespace/Shop, serviceaccount/shop/-web]\n",
@@ -76,11 +76,12 @@ func TestIdentityApprovalErrors(t *testing.T) {
 		// The API server admits the canonical form only: a manifest it
 		// would reject must not pass offline.
 		"short and principal forms": {
-			input: approvalHeader + "spec:\n  identities: [sa/shop/web, ns/ops, cluster.local/ns/shop/sa/api]\n",
+			input: approvalHeader + "spec:\n  identities: [sa/shop/web, ns/ops, cluster.local/ns/shop/sa/api, sa/Shop/web]\n",
 			want: []string{
 				`in.yaml:1: document 1 (IdentityApproval shop/db): spec.identities[0]: "sa/shop/web": write "serviceaccount/shop/web", the form the IdentityApproval API accepts`,
 				`in.yaml:1: document 1 (IdentityApproval shop/db): spec.identities[1]: "ns/ops": write "namespace/ops", the form the IdentityApproval API accepts`,
 				`in.yaml:1: document 1 (IdentityApproval shop/db): spec.identities[2]: "cluster.local/ns/shop/sa/api": write "serviceaccount/shop/api", the form the IdentityApproval API accepts`,
+				`in.yaml:1: document 1 (IdentityApproval shop/db): spec.identities[3]: "sa/Shop/web" is not an identity: write serviceaccount/NAMESPACE/NAME or namespace/NAME`,
 			},
 		},
 		"listed twice": {

@@ -387,8 +387,11 @@ func (l *loader) readIdentityApproval(p place, data []byte) []fieldError {
 		path := ids.Index(i).String()
 		id, err := translate.ParseIdentity(s)
 		switch {
+		case err != nil && !canonicalShape(s):
+			errs = append(errs, fieldError{field: path, err: fmt.Errorf("%q is not an identity: write serviceaccount/NAMESPACE/NAME or namespace/NAME", s)})
+			continue
 		case err != nil:
-			errs = append(errs, fieldError{field: path, err: err})
+			errs = append(errs, fieldError{field: path, err: err}) // a name is invalid
 			continue
 		case string(id) != s:
 			errs = append(errs, fieldError{field: path, err: fmt.Errorf("%q: write %q, the form the IdentityApproval API accepts", s, id)})
@@ -413,6 +416,13 @@ func (l *loader) readIdentityApproval(p place, data []byte) []fieldError {
 	}
 	l.approvals = append(l.approvals, rec)
 	return nil
+}
+
+// canonicalShape says whether s has the shape of an identity as an
+// IdentityApproval lists it, whatever its names.
+func canonicalShape(s string) bool {
+	parts := strings.Split(s, "/")
+	return (len(parts) == 3 && parts[0] == "serviceaccount") || (len(parts) == 2 && parts[0] == "namespace")
 }
 
 // workload is a controller whose pod template may stand for its pods.

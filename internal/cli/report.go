@@ -53,6 +53,9 @@ type reportSummary struct {
 	Translated            int           `json:"translated"`
 	AuthorizationPolicies int           `json:"authorizationPolicies"`
 	Findings              findingCounts `json:"findings"`
+	// PendingIdentities counts the identities left out pending review
+	// (IdentityPending findings), over every NetworkPolicy.
+	PendingIdentities int `json:"pendingIdentities"`
 }
 
 type findingCounts struct {
@@ -65,9 +68,14 @@ type policyReport struct {
 	Namespace  string `json:"namespace"`
 	Name       string `json:"name"`
 	Translated bool   `json:"translated"`
-	// Mode and Fidelity applied; empty when not translated.
+	// Mode, Fidelity and Identity (review or follow) applied; empty when
+	// not translated.
 	Mode     string `json:"mode,omitempty"`
 	Fidelity string `json:"fidelity,omitempty"`
+	Identity string `json:"identity,omitempty"`
+	// PendingIdentities are the identities its selectors resolve that its
+	// IdentityApproval does not list: left out of the generated policies.
+	PendingIdentities []string `json:"pendingIdentities"`
 	// AuthorizationPolicies generated (names, in the same namespace).
 	AuthorizationPolicies []string        `json:"authorizationPolicies"`
 	Principals            int             `json:"principals"`
@@ -113,12 +121,17 @@ func buildReport(loaded *manifest.Result, mesh meshReport, r translate.Result) T
 			AuthorizationPolicies: []string{},
 			Principals:            t.Principals,
 			Rules:                 t.Rules,
+			PendingIdentities:     []string{},
 			Findings:              []findingReport{},
 		}
 		if t.Active {
 			rep.Summary.Translated++
-			pr.Mode, pr.Fidelity = string(t.Mode), string(t.Fidelity)
+			pr.Mode, pr.Fidelity, pr.Identity = string(t.Mode), string(t.Fidelity), string(t.Identity)
 		}
+		for _, p := range t.Pending {
+			pr.PendingIdentities = append(pr.PendingIdentities, string(p.Identity))
+		}
+		rep.Summary.PendingIdentities += len(t.Pending)
 		for _, ap := range t.Policies {
 			pr.AuthorizationPolicies = append(pr.AuthorizationPolicies, ap.Name)
 			rep.Summary.AuthorizationPolicies++
@@ -206,6 +219,9 @@ func (rep TranslateReport) writeText(w io.Writer) error {
 	line("Result", "%s, %d translated, %s generated",
 		plural(s.NetworkPolicies, "NetworkPolicy"), s.Translated, plural(s.AuthorizationPolicies, "AuthorizationPolicy"))
 	line("Findings", "%s, %s, %d info", plural(s.Findings.Error, "error"), plural(s.Findings.Warning, "warning"), s.Findings.Info)
+	if s.PendingIdentities > 0 {
+		line("Pending", "%s left out until approved (IdentityPending)", plural(s.PendingIdentities, "identity"))
+	}
 
 	typeWidth := 0
 	for _, p := range rep.NetworkPolicies {
@@ -222,6 +238,9 @@ func (rep TranslateReport) writeText(w io.Writer) error {
 				names = strings.Join(p.AuthorizationPolicies, ", ")
 			}
 			fmt.Fprintf(&b, "  generated: %s\n", names)
+			if len(p.PendingIdentities) > 0 {
+				fmt.Fprintf(&b, "  pending:   %s\n", strings.Join(p.PendingIdentities, ", "))
+			}
 		} else {
 			b.WriteString("  (not translated)\n")
 		}

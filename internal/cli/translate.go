@@ -79,6 +79,7 @@ type translateConfig struct {
 type translationFlags struct {
 	mode           choice
 	fidelity       choice
+	identity       choice
 	trustDomain    string
 	rootNamespace  string
 	istioNamespace string
@@ -89,6 +90,12 @@ func newTranslationFlags() translationFlags {
 	return translationFlags{
 		mode:     choice{value: string(translate.ModeEnforce), allowed: []string{string(translate.ModeEnforce), string(translate.ModeDryRun)}},
 		fidelity: choice{value: string(translate.FidelityPermissive), allowed: []string{string(translate.FidelityPermissive), string(translate.FidelityStrict)}},
+		// review, as the operator: offline there is no history, so
+		// without IdentityApprovals in the input every NetworkPolicy is at
+		// its first translation and review gives what follow gives; with
+		// the IdentityApprovals kept in Git, CI reports the identities
+		// pending there, as the operator would.
+		identity: choice{value: string(translate.IdentityReview), allowed: []string{string(translate.IdentityReview), string(translate.IdentityFollow)}},
 	}
 }
 
@@ -98,6 +105,7 @@ func (t *translationFlags) options() translate.Options {
 	return translate.Options{
 		DefaultMode:     translate.Mode(t.mode.value),
 		DefaultFidelity: translate.Fidelity(t.fidelity.value),
+		DefaultIdentity: translate.IdentityMode(t.identity.value),
 		MaxPortRange:    t.maxPortRange,
 	}
 }
@@ -105,6 +113,10 @@ func (t *translationFlags) options() translate.Options {
 func (t *translationFlags) register(fs *flag.FlagSet) {
 	fs.Var(&t.mode, "mode", "mode where a namespace has no netpol2authz.io/mode annotation")
 	fs.Var(&t.fidelity, "fidelity", "fidelity where a namespace has no netpol2authz.io/fidelity annotation")
+	fs.Var(&t.identity, "identity", "identity mode where a namespace has no netpol2authz.io/identity annotation. "+
+		"review leaves out the identities that the IdentityApproval of a NetworkPolicy in the input does not list, and reports them IdentityPending, "+
+		"as the operator does; offline there is no history, so a NetworkPolicy without IdentityApproval is at its first translation "+
+		"and review gives what follow gives")
 	fs.StringVar(&t.trustDomain, "trust-domain", "", "trust domain; default: trustDomain of the mesh ConfigMap, else "+DefaultTrustDomain)
 	fs.StringVar(&t.rootNamespace, "root-namespace", "", "Istio root namespace; default: rootNamespace of the mesh ConfigMap, else --istio-namespace")
 	fs.StringVar(&t.istioNamespace, "istio-namespace", manifest.DefaultIstioNamespace, "Istio control-plane namespace, which holds the mesh ConfigMap istio")
@@ -139,6 +151,7 @@ var translateHelp = []struct{ name, alias, arg string }{
 	{"o", "output", "yaml|json"},
 	{"mode", "", "enforce|dry-run"},
 	{"fidelity", "", "permissive|strict"},
+	{"identity", "", "review|follow"},
 	{"trust-domain", "", "DOMAIN"},
 	{"root-namespace", "", "NAMESPACE"},
 	{"istio-namespace", "", "NAMESPACE"},
@@ -168,6 +181,8 @@ func printFlagUsage(w io.Writer, fs *flag.FlagSet, header string, help []struct{
 		if f.DefValue != "" && f.DefValue != "[]" && f.DefValue != "false" {
 			usage += " (default " + f.DefValue + ")"
 		}
+		// Long help wraps under itself.
+		usage = strings.Join(wrap(usage, reportWidth-width), "\n"+strings.Repeat(" ", width))
 		if len(left) >= width {
 			fmt.Fprintf(&b, "%s\n%s%s\n", left, strings.Repeat(" ", width), usage)
 		} else {

@@ -50,8 +50,18 @@ var translateCases = map[string]goldenCase{
 		args: []string{"-f", "in", "--dry-run"},
 		exit: ExitUsage,
 	},
-	"usage-bad-value":  {args: []string{"-f", "in", "--fidelity", "exact"}, exit: ExitUsage},
-	"usage-positional": {args: []string{"in"}, exit: ExitUsage},
+	// Identity review from Git: db's IdentityApproval lacks the
+	// ServiceAccount reporting and the namespace staging that its
+	// selectors now resolve; they are left out and reported
+	// IdentityPending, which --fail-on warning fails CI on.
+	"identity-review": {args: []string{"-f", "in", "--fail-on", "warning"}, exit: ExitFindings},
+	// The same input with --identity follow: every resolved identity is in.
+	"identity-follow": {args: []string{"-f", "../identity-review/in", "--fail-on", "warning", "--identity", "follow"}, exit: ExitOK},
+	// An IdentityApproval listing what is not an identity, and a short
+	// form the API server would reject.
+	"identity-approval-invalid": {args: []string{"-f", "in"}, exit: ExitBadInput},
+	"usage-bad-value":           {args: []string{"-f", "in", "--fidelity", "exact"}, exit: ExitUsage},
+	"usage-positional":          {args: []string{"in"}, exit: ExitUsage},
 }
 
 func TestTranslateGolden(t *testing.T) {
@@ -184,6 +194,7 @@ func TestTranslateUsageMessages(t *testing.T) {
 		"empty trust":     {args: []string{"-f", "x", "--trust-domain", ""}, want: "-trust-domain must not be empty"},
 		"stdin twice":     {args: []string{"-f", "-", "-f", "-"}, want: "may be given only once"},
 		"report format":   {args: []string{"-f", "x", "--report-format", "html"}, want: "must be one of text, json"},
+		"bad identity":    {args: []string{"-f", "x", "--identity", "approve"}, want: `invalid value "approve" for flag -identity: must be one of review, follow`},
 		"positional path": {args: []string{"x.yaml"}, want: `unexpected argument "x.yaml"`},
 	}
 	for name, tc := range tests {

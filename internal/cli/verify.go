@@ -23,8 +23,8 @@ deny that the NetworkPolicies do not, and explain each difference with the
 findings of the translation. By default the policies netpol2authz would
 generate are checked; with --existing, the AuthorizationPolicies already in
 the input or the cluster (generated or hand-written). Reading a cluster is
-read-only: Namespaces, Pods, NetworkPolicies, AuthorizationPolicies and the
-mesh ConfigMap.
+read-only: Namespaces, Pods, NetworkPolicies, AuthorizationPolicies,
+IdentityApprovals and the mesh ConfigMap.
 
 The report goes to standard output, unexplained differences first.
 Exit codes: 0 every difference explained (or none); 4 some unexplained;
@@ -80,6 +80,7 @@ var verifyHelp = []struct{ name, alias, arg string }{
 	{"o", "output", "text|json"},
 	{"mode", "", "enforce|dry-run"},
 	{"fidelity", "", "permissive|strict"},
+	{"identity", "", "review|follow"},
 	{"trust-domain", "", "DOMAIN"},
 	{"root-namespace", "", "NAMESPACE"},
 	{"istio-namespace", "", "NAMESPACE"},

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/manifest"
 )
 
@@ -47,7 +48,7 @@ func readCluster(kubeconfig, kubeContext, istioNamespace string) (*manifest.Resu
 		}
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, networkingv1.AddToScheme, securityv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, networkingv1.AddToScheme, securityv1.AddToScheme, policyv1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, rep, err
 		}
@@ -70,6 +71,10 @@ func readCluster(kubeconfig, kubeContext, istioNamespace string) (*manifest.Resu
 		{&networkingv1.NetworkPolicyList{}, "networking.k8s.io/v1/NetworkPolicy", false},
 		// Without Istio's CRDs there is no AuthorizationPolicy to check.
 		{&securityv1.AuthorizationPolicyList{}, "security.istio.io/v1/AuthorizationPolicy", true},
+		// Without netpol2authz's CRDs no NetworkPolicy has an approval
+		// record: each is at its first translation, as the operator would
+		// find it once installed.
+		{&policyv1alpha1.IdentityApprovalList{}, "policy.netpol2authz.io/v1alpha1/IdentityApproval", true},
 	}
 	for _, l := range lists {
 		got, err := listAll(ctx, c, l.list, l.gvk)

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -53,21 +54,7 @@ func TestVerifyLive(t *testing.T) {
 	kubeconfig := readOnlyUser(ctx, t, env, admin)
 
 	for _, args := range [][]string{nil, {"--existing"}, {"--existing", "-o", "json", "-n", "shop"}} {
-		t.Run(strings.Join(append([]string{"verify"}, args...), " "), func(t *testing.T) {
-			var offOut, offErr, liveOut, liveErr bytes.Buffer
-			offCode := RunVerify(append([]string{"-f", fixture}, args...), nil, &offOut, &offErr)
-			liveCode := RunVerify(append([]string{"--kubeconfig", kubeconfig}, args...), nil, &liveOut, &liveErr)
-			if liveCode != offCode {
-				t.Fatalf("exit %d live, %d offline\nlive stderr:\n%s", liveCode, offCode, liveErr.String())
-			}
-			live, off := strings.Replace(liveOut.String(), "in the cluster", "in the input", 1), offOut.String()
-			if got, want := withoutInput(live), withoutInput(off); got != want {
-				t.Errorf("live report differs from the offline one:\n--- live\n%s\n--- offline\n%s", liveOut.String(), offOut.String())
-			}
-			if !strings.Contains(liveOut.String(), host) {
-				t.Errorf("the live report does not name the cluster %s:\n%s", host, liveOut.String())
-			}
-		})
+		compareLive(t, host, kubeconfig, fixture, args)
 	}
 
 	// The mesh ConfigMap is read from the control-plane namespace.
@@ -94,6 +81,96 @@ func TestVerifyLive(t *testing.T) {
 	if code := RunVerify([]string{"--kubeconfig", bad}, nil, &out, &errOut); code != ExitBadInput || !strings.Contains(errOut.String(), "error: cluster https://127.0.0.1:1") {
 		t.Errorf("unreachable cluster: exit %d, stderr %q", code, errOut.String())
 	}
+}
+
+// TestVerifyLiveIdentityReview verifies a cluster holding the IdentityApproval
+// of the identity-pending fixture: the pending identities are read from the
+// cluster as from the files, and explained alike.
+func TestVerifyLiveIdentityReview(t *testing.T) {
+	env, err := testenv.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture := filepath.Join(verifyFixtureRoot, "identity-pending", "in")
+	createFixture(ctx, t, admin, fixture)
+	kubeconfig := readOnlyUser(ctx, t, env, admin)
+	host := strings.TrimSuffix(cfg.Host, "/")
+	for _, args := range [][]string{nil, {"-o", "json"}, {"--identity", "follow"}} {
+		out := compareLive(t, host, kubeconfig, fixture, args)
+		if pending := strings.Contains(out, "IdentityPending"); pending != (len(args) == 0 || args[0] != "--identity") {
+			t.Errorf("verify %v: IdentityPending in the report: %t\n%s", args, pending, out)
+		}
+	}
+
+	// Without the IdentityApproval CRD (netpol2authz not installed), no
+	// NetworkPolicy has an approval record: each is at its first
+	// translation, and verify goes on.
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	crd.SetName("identityapprovals.policy.netpol2authz.io")
+	if err := admin.Delete(ctx, crd); err != nil {
+		t.Fatal(err)
+	}
+	// Once it is gone, listing IdentityApprovals cannot succeed: verify
+	// must skip them.
+	for deadline := time.Now().Add(time.Minute); !apierrors.IsNotFound(admin.Get(ctx, client.ObjectKeyFromObject(crd), crd)); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the IdentityApproval CRD is not deleted")
+		}
+	}
+	var out, errOut bytes.Buffer
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		out.Reset()
+		errOut.Reset()
+		code := RunVerify([]string{"--kubeconfig", kubeconfig}, nil, &out, &errOut)
+		if code == ExitOK && strings.Contains(out.String(), "no difference") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("without the IdentityApproval CRD: exit %d\n%s%s", code, out.String(), errOut.String())
+		}
+	}
+}
+
+// compareLive runs verify with args over the cluster of kubeconfig and over
+// the fixture's files: the exit codes and reports must be the same but for
+// the input they name. It returns the live report.
+func compareLive(t *testing.T, host, kubeconfig, fixture string, args []string) string {
+	t.Helper()
+	var live string
+	t.Run(strings.Join(append([]string{"verify"}, args...), " "), func(t *testing.T) {
+		var offOut, offErr, liveOut, liveErr bytes.Buffer
+		offCode := RunVerify(append([]string{"-f", fixture}, args...), nil, &offOut, &offErr)
+		liveCode := RunVerify(append([]string{"--kubeconfig", kubeconfig}, args...), nil, &liveOut, &liveErr)
+		live = liveOut.String()
+		if liveCode != offCode {
+			t.Fatalf("exit %d live, %d offline\nlive stderr:\n%s", liveCode, offCode, liveErr.String())
+		}
+		l, off := strings.Replace(liveOut.String(), "in the cluster", "in the input", 1), offOut.String()
+		if got, want := withoutInput(l), withoutInput(off); got != want {
+			t.Errorf("live report differs from the offline one:\n--- live\n%s\n--- offline\n%s", liveOut.String(), offOut.String())
+		}
+		if !strings.Contains(liveOut.String(), host) {
+			t.Errorf("the live report does not name the cluster %s:\n%s", host, liveOut.String())
+		}
+	})
+	return live
 }
 
 // withoutInput drops the line naming where the input came from.
@@ -178,6 +255,7 @@ func readOnlyUser(ctx context.Context, t *testing.T, env *envtest.Environment, a
 			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "configmaps"}, Verbs: read},
 			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: read},
 			{APIGroups: []string{"security.istio.io"}, Resources: []string{"authorizationpolicies"}, Verbs: read},
+			{APIGroups: []string{"policy.netpol2authz.io"}, Resources: []string{"identityapprovals"}, Verbs: read},
 		},
 	})
 	mustCreate(ctx, t, admin, &rbacv1.ClusterRoleBinding{

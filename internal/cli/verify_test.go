@@ -40,10 +40,16 @@ var verifyCases = map[string]goldenCase{
 	"existing-too-wide": {args: []string{"-f", "in", "--existing"}, exit: ExitUnexplained},
 	// A hand-written DENY in dry-run would cut web off db once enforced.
 	"existing-dry-run-deny": {args: []string{"-f", "in", "--existing"}, exit: ExitUnexplained},
-	"broken-input":          {args: []string{"-f", "in"}, exit: ExitBadInput},
-	"usage-no-input":        {args: []string{"--existing"}, exit: ExitUsage},
-	"usage-both-inputs":     {args: []string{"-f", "in", "--kubeconfig", "kubeconfig"}, exit: ExitUsage},
-	"usage-bad-value":       {args: []string{"-f", "in", "--ipblock-pods", "sometimes"}, exit: ExitUsage},
+	// db's IdentityApproval lacks reporting's ServiceAccount and the
+	// namespace staging: Istio denies them what the NetworkPolicy allows,
+	// explained by IdentityPending.
+	"identity-pending": {args: []string{"-f", "in"}, exit: ExitOK},
+	// The same with --identity follow: no difference.
+	"identity-follow":   {args: []string{"-f", "../identity-pending/in", "--identity", "follow"}, exit: ExitOK},
+	"broken-input":      {args: []string{"-f", "in"}, exit: ExitBadInput},
+	"usage-no-input":    {args: []string{"--existing"}, exit: ExitUsage},
+	"usage-both-inputs": {args: []string{"-f", "in", "--kubeconfig", "kubeconfig"}, exit: ExitUsage},
+	"usage-bad-value":   {args: []string{"-f", "in", "--ipblock-pods", "sometimes"}, exit: ExitUsage},
 }
 
 func TestVerifyGolden(t *testing.T) {
@@ -142,6 +148,7 @@ func TestVerifyUsageMessages(t *testing.T) {
 		"empty kubecfg":  {args: []string{"--kubeconfig", ""}, want: "-kubeconfig must not be empty"},
 		"unknown flag":   {args: []string{"-f", "x", "--strict"}, want: "flag provided but not defined: -strict"},
 		"bad fidelity":   {args: []string{"-f", "x", "--fidelity", "exact"}, want: "must be one of permissive, strict"},
+		"bad identity":   {args: []string{"-f", "x", "--identity", "approve"}, want: "must be one of review, follow"},
 		"empty root ns":  {args: []string{"-f", "x", "--root-namespace", ""}, want: "-root-namespace must not be empty"},
 		"empty trust":    {args: []string{"-f", "x", "--trust-domain", ""}, want: "-trust-domain must not be empty"},
 		"empty istio ns": {args: []string{"-f", "x", "--istio-namespace", ""}, want: "-istio-namespace must not be empty"},

@@ -25,6 +25,11 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
+# istiod (pilot-discovery), pinned by hack/tools/istio/go.mod, for the
+# end-to-end tests and the demo; exported so that they find it.
+ISTIO_VERSION := $(shell awk '$$1=="istio.io/istio" {print $$2}' hack/tools/istio/go.mod)
+ISTIOD ?= $(LOCALBIN)/istio-$(ISTIO_VERSION)/pilot-discovery
+export ISTIOD
 ENVTEST_DIR ?= $(LOCALBIN)/k8s/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 
 # A KUBEBUILDER_ASSETS the user already has wins over building our own.
@@ -69,7 +74,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt-check vet envtest kustomize helm check-alerts ## Generate, check formatting, vet, and run every test against a real kube-apiserver and etcd.
+test: manifests generate fmt-check vet envtest istiod kustomize helm check-alerts ## Generate, check formatting, vet, and run every test against a real kube-apiserver, etcd and istiod.
 	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(GO_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
 
 .PHONY: check-alerts
@@ -92,7 +97,7 @@ build: ## Build the netpol2authz binary into bin/.
 	go build -o $(LOCALBIN)/netpol2authz .
 
 .PHONY: demo
-demo: envtest ## Run the operator on a local control plane with config/samples and show what it does (DEMO_KEEP=1 keeps it running).
+demo: envtest istiod ## Run the operator on a local control plane with config/samples and show what it does (DEMO_KEEP=1 keeps it running).
 	go run ./hack/demo
 
 .PHONY: run
@@ -171,6 +176,14 @@ $(KUSTOMIZE): | $(LOCALBIN)
 helm: $(HELM) ## Build helm (renders dist/chart in the tests).
 $(HELM): | $(LOCALBIN)
 	$(call go-install-tool,$(HELM),helm.sh/helm/$(firstword $(subst ., ,$(HELM_VERSION)))/cmd/helm,$(HELM_VERSION))
+
+.PHONY: istiod
+istiod: $(ISTIOD) ## Build istiod (pilot-discovery) for the end-to-end tests and the demo (once per version).
+$(ISTIOD): | $(LOCALBIN)
+	@echo "istiod: building pilot-discovery $(ISTIO_VERSION) from source (first run only; ~10 min on 2 cores)"
+	mkdir -p "$(dir $(ISTIOD))"
+	cd hack/tools/istio && go build -trimpath -ldflags="-s -w" -o "$(ISTIOD).tmp" istio.io/istio/pilot/cmd/pilot-discovery
+	mv "$(ISTIOD).tmp" "$(ISTIOD)"
 
 .PHONY: promtool
 promtool: $(PROMTOOL) ## Build promtool (checks and tests the chart's alerting rules).

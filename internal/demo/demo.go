@@ -106,17 +106,17 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	say("==> Applying the samples of %s", o.Samples)
-	objs, err := readSamples(o.Samples)
+	objs, err := ReadSamples(o.Samples)
 	if err != nil {
 		return err
 	}
-	if err := apply(ctx, c, objs); err != nil {
+	if err := ApplySamples(ctx, c, objs); err != nil {
 		return err
 	}
-	policies := networkPolicies(objs)
+	policies := NetworkPolicies(objs)
 
 	say("==> Waiting for the operator to translate %d NetworkPolicies", len(policies))
-	if err := waitTranslated(ctx, c, policies, o.Wait); err != nil {
+	if err := WaitTranslated(ctx, c, policies, o.Wait); err != nil {
 		return err
 	}
 
@@ -196,9 +196,9 @@ func startOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme
 	return nil
 }
 
-// readSamples decodes every YAML file of dir, sorted by name, skipping the
+// ReadSamples decodes every YAML file of dir, sorted by name, skipping the
 // kustomization.
-func readSamples(dir string) ([]*unstructured.Unstructured, error) {
+func ReadSamples(dir string) ([]*unstructured.Unstructured, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return nil, err
@@ -247,11 +247,11 @@ func readSamples(dir string) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-// apply creates the samples. The control plane has neither Istio's injector
+// ApplySamples creates the samples. The control plane has neither Istio's injector
 // nor a kubelet, so the demo plays both: pods of namespaces labelled
 // istio-injection=enabled get an istio-proxy container, and every pod gets
 // the status (phase, IP) its manifest carries.
-func apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructured) error {
+func ApplySamples(ctx context.Context, c client.Client, objs []*unstructured.Unstructured) error {
 	injected := map[string]bool{}
 	for _, u := range objs {
 		if u.GetKind() == "Namespace" && u.GetLabels()["istio-injection"] == "enabled" {
@@ -292,7 +292,8 @@ func apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 	return nil
 }
 
-func networkPolicies(objs []*unstructured.Unstructured) []client.ObjectKey {
+// NetworkPolicies are the keys of the NetworkPolicies among objs.
+func NetworkPolicies(objs []*unstructured.Unstructured) []client.ObjectKey {
 	var keys []client.ObjectKey
 	for _, u := range objs {
 		if u.GetKind() == "NetworkPolicy" {
@@ -302,9 +303,9 @@ func networkPolicies(objs []*unstructured.Unstructured) []client.ObjectKey {
 	return keys
 }
 
-// waitTranslated waits until every NetworkPolicy of an opted-in namespace
+// WaitTranslated waits until every NetworkPolicy of an opted-in namespace
 // has a NetworkPolicyTranslation that is Ready for its generation.
-func waitTranslated(ctx context.Context, c client.Client, keys []client.ObjectKey, timeout time.Duration) error {
+func WaitTranslated(ctx context.Context, c client.Client, keys []client.ObjectKey, timeout time.Duration) error {
 	var pending []string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		pending = pending[:0]

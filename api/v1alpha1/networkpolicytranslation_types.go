@@ -13,6 +13,12 @@ const (
 	// Warning or Error severity: Istio allows exactly what the
 	// NetworkPolicy allows, for TCP.
 	ConditionExact = "Exact"
+	// ConditionIstioAccepted is True when Istio accepted every generated
+	// AuthorizationPolicy: the API server (and istiod's validating webhook)
+	// admitted it, and istiod's own status conditions on it (such as
+	// ZtunnelAccepted, in ambient meshes) are True. Unknown when no istiod
+	// writes status on them (sidecar-only meshes, older Istio).
+	ConditionIstioAccepted = "IstioAccepted"
 )
 
 // Bounds of the lists in the status. The counts are always exact; the lists
@@ -115,8 +121,9 @@ type NetworkPolicyTranslationStatus struct {
 	// +kubebuilder:validation:MaxItems=64
 	PendingIdentities []PendingIdentity `json:"pendingIdentities,omitempty"`
 
-	// conditions: Ready (the generated policies are in place) and Exact
-	// (no finding of Warning or Error severity).
+	// conditions: Ready (the generated policies are in place and Istio did
+	// not refuse them), Exact (no finding of Warning or Error severity) and
+	// IstioAccepted (what Istio said of the generated policies).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -246,6 +253,7 @@ type ObjectReference struct {
 // +kubebuilder:printcolumn:name="Findings",type=integer,JSONPath=`.status.findingsCount`
 // +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pending`
 // +kubebuilder:printcolumn:name="Identity",type=string,JSONPath=`.status.identity`,priority=1
+// +kubebuilder:printcolumn:name="Istio",type=string,JSONPath=`.status.conditions[?(@.type=="IstioAccepted")].status`,priority=1
 // +kubebuilder:printcolumn:name="Principals",type=integer,JSONPath=`.status.principals`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Exact")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -2,7 +2,10 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"maps"
 	"slices"
 	"time"
@@ -81,9 +84,13 @@ func Retired(t translate.Translation) bool {
 // retried: only a new input can fix it.
 func (o *Operator) Apply(ctx context.Context, np *networkingv1.NetworkPolicy, t translate.Translation) (Outcome, error) {
 	out := Outcome{Translation: t}
+	key := types.NamespacedName{Namespace: np.Namespace, Name: np.Name}
 	if t.KeepExisting {
-		kept, err := owned(ctx, o.Client, types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
+		kept, err := owned(ctx, o.Client, key)
 		out.Applied.Policies = kept
+		if err == nil {
+			err = o.readIstio(ctx, key, &out)
+		}
 		return out, err
 	}
 	var desired = t.Policies
@@ -95,14 +102,42 @@ func (o *Operator) Apply(ctx context.Context, np *networkingv1.NetworkPolicy, t 
 	if applied.Writes > 0 {
 		ctrl.LoggerFrom(ctx).Info("applied AuthorizationPolicies", "writes", applied.Writes, "policies", applied.Policies, "conflicts", len(applied.Conflicts))
 	}
-	if apierrors.IsInvalid(err) {
+	if apierrors.IsInvalid(err) || isWebhookDenial(err) {
 		out.ApplyError = err
-		return out, nil
+		return out, o.readIstio(ctx, key, &out)
 	}
 	if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
 		RecordError() // not a cache behind a write: a real failure
 	}
+	if err == nil {
+		err = o.readIstio(ctx, key, &out)
+	}
 	return out, err
+}
+
+// readIstio reads, from the cache, the status istiod wrote on the policies
+// in place. A status write of istiod enqueues the NetworkPolicy (it owns the
+// policy), so the verdict follows; it never makes the operator write a
+// policy, only, when the verdict changes, the status.
+func (o *Operator) readIstio(ctx context.Context, key types.NamespacedName, out *Outcome) error {
+	aps, err := ownedBy(ctx, o.Client, key)
+	if err != nil {
+		return err
+	}
+	out.Istio = istioVerdicts(aps, out.Applied.Policies)
+	return nil
+}
+
+// isWebhookDenial says whether the API server refused a write because an
+// admission webhook (istiod's validation) denied it: a verdict only a new
+// input can change, like an invalid object.
+func isWebhookDenial(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	s := status.Status()
+	return (s.Code == http.StatusBadRequest || s.Code == http.StatusForbidden) && strings.Contains(s.Message, "admission webhook")
 }
 
 // Report makes the NetworkPolicyTranslation of np say what out says: it

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -15,11 +16,26 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// Reasons of the Ready and Exact conditions beyond finding types.
+// Reasons of the Ready, Exact and IstioAccepted conditions beyond finding
+// types and the reasons istiod gives.
 const (
 	ReasonApplied     = "Applied"
 	ReasonApplyFailed = "ApplyFailed"
 	ReasonExact       = "Exact"
+	// ReasonIstioNotAccepted: Ready is False because istiod did not accept
+	// a generated policy.
+	ReasonIstioNotAccepted = "IstioNotAccepted"
+	// ReasonAccepted: istiod accepted every generated policy.
+	ReasonAccepted = "Accepted"
+	// ReasonRefused: the API server refused a generated policy (Istio's
+	// webhook or the CRD's schema).
+	ReasonRefused = "Refused"
+	// ReasonNoStatus: no istiod wrote a status on the generated policies.
+	ReasonNoStatus = "NoStatus"
+	// ReasonPartialStatus: istiod wrote a status on some of them only.
+	ReasonPartialStatus = "PartialStatus"
+	// ReasonNoPolicies: nothing was generated, so nothing to accept.
+	ReasonNoPolicies = "NoPolicies"
 )
 
 // maxMessage is the longest finding message the API accepts.
@@ -34,6 +50,44 @@ type Outcome struct {
 	// ApplyError is set when the API refused a generated policy for good
 	// (invalid), so Ready says so instead of the reconcile retrying.
 	ApplyError error
+	// Istio is what Istio wrote on the policies in place: one entry per
+	// policy, sorted by name.
+	Istio []IstioVerdict
+}
+
+// IstioVerdict is the status istiod wrote on one generated
+// AuthorizationPolicy.
+type IstioVerdict struct {
+	Policy     string
+	Generation int64
+	// Conditions istiod wrote (ZtunnelAccepted…); empty when none did.
+	Conditions []IstioCondition
+}
+
+// IstioCondition is one condition of an Istio status.
+type IstioCondition struct {
+	Type, Status, Reason, Message string
+	ObservedGeneration            int64
+}
+
+// istioVerdicts reads Istio's status off the policies in place.
+func istioVerdicts(aps []*securityv1.AuthorizationPolicy, inPlace []string) []IstioVerdict {
+	var out []IstioVerdict
+	for _, ap := range aps {
+		if !slices.Contains(inPlace, ap.Name) {
+			continue
+		}
+		v := IstioVerdict{Policy: ap.Name, Generation: ap.Generation}
+		for _, c := range ap.Status.GetConditions() {
+			if c.GetType() == "" {
+				continue
+			}
+			v.Conditions = append(v.Conditions, IstioCondition{Type: c.GetType(), Status: c.GetStatus(), Reason: c.GetReason(), Message: c.GetMessage(), ObservedGeneration: c.GetObservedGeneration()})
+		}
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b IstioVerdict) int { return cmp.Compare(a.Policy, b.Policy) })
+	return out
 }
 
 // Findings are the translation's findings and the conflicts met applying
@@ -91,13 +145,14 @@ func BuildStatus(prev *policyv1alpha1.NetworkPolicyTranslationStatus, generation
 		st.AuthorizationPolicies = slices.Clone(o.Applied.Policies[:min(n, policyv1alpha1.MaxAuthorizationPolicies)])
 	}
 	for _, c := range prev.Conditions {
-		if c.Type == policyv1alpha1.ConditionReady || c.Type == policyv1alpha1.ConditionExact {
+		if c.Type == policyv1alpha1.ConditionReady || c.Type == policyv1alpha1.ConditionExact || c.Type == policyv1alpha1.ConditionIstioAccepted {
 			st.Conditions = append(st.Conditions, *c.DeepCopy())
 		}
 	}
-	ready := readyCondition(o, findings)
+	istio := istioCondition(o, meta.FindStatusCondition(prev.Conditions, policyv1alpha1.ConditionIstioAccepted))
+	ready := readyCondition(o, findings, istio)
 	exact := exactCondition(findings)
-	for _, c := range []*metav1.Condition{&ready, &exact} {
+	for _, c := range []*metav1.Condition{&ready, &exact, &istio} {
 		c.ObservedGeneration = generation
 		c.LastTransitionTime = now
 		meta.SetStatusCondition(&st.Conditions, *c)
@@ -126,7 +181,7 @@ func countInPlace(policies []*securityv1.AuthorizationPolicy, inPlace []string) 
 	return len(seen), rules
 }
 
-func readyCondition(o Outcome, findings []translate.Finding) metav1.Condition {
+func readyCondition(o Outcome, findings []translate.Finding, istio metav1.Condition) metav1.Condition {
 	c := metav1.Condition{Type: policyv1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	switch {
 	case !o.Translation.Active:
@@ -140,12 +195,101 @@ func readyCondition(o Outcome, findings []translate.Finding) metav1.Condition {
 		c.Reason = string(translate.Conflict)
 		c.Message = fmt.Sprintf("%d of %d AuthorizationPolicies in place; %d held by objects netpol2authz does not own (see the Conflict findings)",
 			len(o.Applied.Policies), len(o.Translation.Policies), len(o.Applied.Conflicts))
+	case istio.Status == metav1.ConditionFalse:
+		c.Reason, c.Message = ReasonIstioNotAccepted, "in place, but Istio did not accept them: "+istio.Message
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonApplied
 		c.Message = countOf(len(o.Applied.Policies), "AuthorizationPolicy", "AuthorizationPolicies") + " in place"
 	}
 	c.Message = truncate(c.Message, 32768)
 	return c
+}
+
+// istioCondition says what Istio made of the generated policies: refused
+// by the API server (its webhook), not accepted by istiod (a False
+// condition istiod wrote on one of them), accepted (every one carries
+// istiod's True conditions), or unknown (no istiod writes status: sidecar
+// meshes, older Istio). While istiod has not yet judged the current
+// generation of a policy, the previous verdict stands, so that an update
+// costs no extra status write.
+func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
+	c := metav1.Condition{Type: policyv1alpha1.ConditionIstioAccepted, Status: metav1.ConditionUnknown}
+	if o.ApplyError != nil {
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonRefused
+		c.Message = truncate("the API server refused a generated AuthorizationPolicy: "+o.ApplyError.Error(), 32768)
+		return c
+	}
+	if len(o.Istio) == 0 {
+		c.Reason, c.Message = ReasonNoPolicies, "no AuthorizationPolicy is in place, so there is nothing for Istio to accept"
+		return c
+	}
+	var accepted, silent []string
+	var stale bool
+	for _, v := range o.Istio {
+		if len(v.Conditions) == 0 {
+			silent = append(silent, v.Policy)
+			continue
+		}
+		ok := true
+		for _, ic := range v.Conditions {
+			if ic.ObservedGeneration != 0 && ic.ObservedGeneration < v.Generation {
+				stale = true
+			}
+			if ic.Status == string(metav1.ConditionFalse) {
+				c.Status, c.Reason = metav1.ConditionFalse, cmp.Or(conditionReason(ic.Reason), ReasonIstioNotAccepted)
+				c.Message = truncate(fmt.Sprintf("istiod set %s=False on AuthorizationPolicy %s (%s): %s", ic.Type, v.Policy, ic.Reason, ic.Message), 32768)
+				return c
+			}
+			if ic.Status != string(metav1.ConditionTrue) {
+				ok = false
+			}
+		}
+		if ok {
+			accepted = append(accepted, v.Policy)
+		}
+	}
+	if stale && prev != nil {
+		return *prev.DeepCopy()
+	}
+	switch {
+	case len(accepted) == len(o.Istio):
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonAccepted
+		c.Message = "istiod accepted " + countOf(len(accepted), "AuthorizationPolicy", "AuthorizationPolicies") + " (" + conditionTypes(o.Istio) + ")"
+	case len(silent) == len(o.Istio):
+		c.Reason = ReasonNoStatus
+		c.Message = "admitted by the API server, but no istiod wrote a status on the generated AuthorizationPolicies: sidecar-only meshes and Istio versions without ambient status do not, so whether istiod accepted them is not known here"
+	default:
+		c.Reason = ReasonPartialStatus
+		c.Message = fmt.Sprintf("istiod accepted %d of %d AuthorizationPolicies; it wrote no status on %s", len(accepted), len(o.Istio), strings.Join(silent, ", "))
+	}
+	return c
+}
+
+// conditionReason makes istiod's reason a valid condition reason (CamelCase).
+func conditionReason(r string) string {
+	out := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return -1
+	}, r)
+	if out == "" || !(out[0] >= 'a' && out[0] <= 'z' || out[0] >= 'A' && out[0] <= 'Z') {
+		return ""
+	}
+	return out
+}
+
+func conditionTypes(vs []IstioVerdict) string {
+	var types []string
+	for _, v := range vs {
+		for _, c := range v.Conditions {
+			if !slices.Contains(types, c.Type) {
+				types = append(types, c.Type)
+			}
+		}
+	}
+	slices.Sort(types)
+	return strings.Join(types, ", ")
 }
 
 func exactCondition(findings []translate.Finding) metav1.Condition {

@@ -29,32 +29,79 @@ func TestBuildStatus(t *testing.T) {
 		o         Outcome
 		wantReady metav1.Condition
 		wantExact metav1.Condition
+		wantIstio metav1.Condition
 	}{
 		"applied and exact (an Info finding)": {
 			o:         Outcome{Translation: active, Applied: Applied{Policies: []string{"netpol-db"}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "True", Reason: "Applied", Message: "1 AuthorizationPolicy in place"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "True", Reason: "Exact", Message: "Istio allows exactly what the NetworkPolicy allows, for TCP"},
+			wantIstio: noPolicies,
 		},
 		"a conflict": {
 			o: Outcome{Translation: active, Applied: Applied{Conflicts: []translate.Finding{finding(translate.Conflict, "held")}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "Conflict",
 				Message: "0 of 0 AuthorizationPolicies in place; 1 held by objects netpol2authz does not own (see the Conflict findings)"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "False", Reason: "Conflict", Message: "1 finding of Warning or Error severity; see status.findings"},
+			wantIstio: noPolicies,
 		},
 		"an invalid annotation": {
 			o:         Outcome{Translation: translate.Translation{Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "InvalidAnnotation", Message: "bad mode"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "False", Reason: "InvalidAnnotation", Message: "1 finding of Warning or Error severity; see status.findings"},
+			wantIstio: noPolicies,
+		},
+		"istiod did not accept a policy": {
+			o: Outcome{Translation: active, Applied: Applied{Policies: []string{"netpol-db"}}, Istio: []IstioVerdict{{Policy: "netpol-db", Generation: 1,
+				Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue", Message: "dry-run not supported", ObservedGeneration: 1}}}}},
+			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "IstioNotAccepted",
+				Message: "in place, but Istio did not accept them: istiod set ZtunnelAccepted=False on AuthorizationPolicy netpol-db (UnsupportedValue): dry-run not supported"},
+			wantExact: metav1.Condition{Type: "Exact", Status: "True", Reason: "Exact", Message: "Istio allows exactly what the NetworkPolicy allows, for TCP"},
+			wantIstio: metav1.Condition{Type: "IstioAccepted", Status: "False", Reason: "UnsupportedValue",
+				Message: "istiod set ZtunnelAccepted=False on AuthorizationPolicy netpol-db (UnsupportedValue): dry-run not supported"},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			st := BuildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 4, tc.o, t0)
-			for _, c := range []*metav1.Condition{&tc.wantReady, &tc.wantExact} {
+			for _, c := range []*metav1.Condition{&tc.wantReady, &tc.wantExact, &tc.wantIstio} {
 				c.ObservedGeneration, c.LastTransitionTime = 4, t0
 			}
-			if diff := cmp.Diff([]metav1.Condition{tc.wantExact, tc.wantReady}, st.Conditions); diff != "" {
+			if diff := cmp.Diff([]metav1.Condition{tc.wantExact, tc.wantIstio, tc.wantReady}, st.Conditions); diff != "" {
 				t.Errorf("conditions (-want,+got):\n%s", diff)
+			}
+		})
+	}
+}
+
+var noPolicies = metav1.Condition{Type: "IstioAccepted", Status: "Unknown", Reason: "NoPolicies", Message: "no AuthorizationPolicy is in place, so there is nothing for Istio to accept"}
+
+func TestIstioCondition(t *testing.T) {
+	accepted := func(policy string, gen, observed int64) IstioVerdict {
+		return IstioVerdict{Policy: policy, Generation: gen, Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "True", Reason: "Accepted", ObservedGeneration: observed}}}
+	}
+	prev := &metav1.Condition{Type: "IstioAccepted", Status: "True", Reason: "Accepted", Message: "before"}
+	tests := map[string]struct {
+		o          Outcome
+		prev       *metav1.Condition
+		wantStatus metav1.ConditionStatus
+		wantReason string
+	}{
+		"refused by the webhook":           {o: Outcome{ApplyError: fmt.Errorf(`admission webhook "rev.validation.istio.io" denied the request`)}, wantStatus: "False", wantReason: "Refused"},
+		"nothing in place":                 {o: Outcome{}, wantStatus: "Unknown", wantReason: "NoPolicies"},
+		"no istiod status":                 {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
+		"all accepted":                     {o: Outcome{Istio: []IstioVerdict{accepted("a", 1, 1), accepted("b", 2, 2)}}, wantStatus: "True", wantReason: "Accepted"},
+		"some silent":                      {o: Outcome{Istio: []IstioVerdict{accepted("a", 1, 1), {Policy: "b", Generation: 1}}}, wantStatus: "Unknown", wantReason: "PartialStatus"},
+		"stale keeps the previous verdict": {o: Outcome{Istio: []IstioVerdict{accepted("a", 3, 2)}}, prev: prev, wantStatus: "True", wantReason: "Accepted"},
+		"a reason istiod wrote with spaces": {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1,
+			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "not ok!"}}}}}, wantStatus: "False", wantReason: "notok"},
+		"an empty reason": {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1,
+			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False"}}}}}, wantStatus: "False", wantReason: "IstioNotAccepted"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := istioCondition(tc.o, tc.prev)
+			if got.Status != tc.wantStatus || got.Reason != tc.wantReason {
+				t.Errorf("IstioAccepted = %s/%s (%s), want %s/%s", got.Status, got.Reason, got.Message, tc.wantStatus, tc.wantReason)
 			}
 		})
 	}
@@ -68,6 +115,7 @@ func TestBuildStatusKeepsTransitionTimes(t *testing.T) {
 		t.Errorf("an unchanged outcome changed the status (-first,+again):\n%s", diff)
 	}
 	o.Applied.Conflicts = []translate.Finding{finding(translate.Conflict, "held")}
+	o.Istio = []IstioVerdict{{Policy: "netpol-db", Generation: 1, Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "True", ObservedGeneration: 1}}}}
 	changed := BuildStatus(&again, 1, o, t1)
 	for _, c := range changed.Conditions {
 		if c.LastTransitionTime != t1 {

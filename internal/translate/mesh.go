@@ -11,7 +11,7 @@ func (c *tctx) ambientFindings(cp *compiledPolicy) {
 	}
 	self := npRef(c.np.Namespace, c.np.Name)
 	if c.mode == ModeDryRun {
-		c.f.add(DryRunNotEvaluated, fmt.Sprintf("namespace %s is in ambient mode and in dry-run: Istio before 1.29 does not evaluate dry-run AuthorizationPolicies in ztunnel, and some ztunnel versions enforce them; check the Istio version before relying on dry-run here", c.ns.name),
+		c.f.add(DryRunNotEvaluated, fmt.Sprintf("namespace %s is in ambient mode and in dry-run: istiod sends dry-run AuthorizationPolicies to ztunnel only when it runs with AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY=true; otherwise it marks them ZtunnelAccepted=False (UnsupportedValue) and ztunnel neither enforces nor logs them, so this dry-run shows nothing; with that setting, ztunnel before 1.29 enforces them; check istiod's setting and the ztunnel version (the IstioAccepted condition says what istiod did) before relying on dry-run here", c.ns.name),
 			namespaceRef(c.ns.name))
 	}
 	var blocked []string

@@ -169,6 +169,7 @@ func (o *Operator) Report(ctx context.Context, np *networkingv1.NetworkPolicy, i
 
 	prev := npt.Status.DeepCopy()
 	o.fillFieldManagers(ctx, &out.Translation, prev.PendingIdentities)
+	out.Ambient = in.Namespace != nil && translate.AmbientNamespace(in.Namespace.Labels)
 	RecordTranslation(key, out)
 	npt.Status = BuildStatus(prev, np.Generation, out, metav1.NewTime(o.now()))
 	if equality.Semantic.DeepEqual(*prev, npt.Status) {

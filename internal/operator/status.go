@@ -53,7 +53,14 @@ type Outcome struct {
 	// Istio is what Istio wrote on the policies in place: one entry per
 	// policy, sorted by name.
 	Istio []IstioVerdict
+	// Ambient says the NetworkPolicy's namespace is in ambient mode, where
+	// ztunnel enforces: only there does istiod's ZtunnelAccepted speak of
+	// the namespace's workloads.
+	Ambient bool
 }
+
+// ztunnelAccepted is the condition istiod writes about ztunnel.
+const ztunnelAccepted = "ZtunnelAccepted"
 
 // IstioVerdict is the status istiod wrote on one generated
 // AuthorizationPolicy.
@@ -224,14 +231,21 @@ func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
 		return c
 	}
 	var accepted, silent []string
-	var stale bool
+	var stale, ztunnelOnly bool
 	for _, v := range o.Istio {
-		if len(v.Conditions) == 0 {
+		conds := v.Conditions
+		if !o.Ambient {
+			// Sidecars enforce here: what istiod says of ztunnel (such as
+			// "dry-run is not supported in ztunnel") does not apply.
+			conds = slices.DeleteFunc(slices.Clone(conds), func(c IstioCondition) bool { return c.Type == ztunnelAccepted })
+			ztunnelOnly = ztunnelOnly || len(conds) < len(v.Conditions)
+		}
+		if len(conds) == 0 {
 			silent = append(silent, v.Policy)
 			continue
 		}
 		ok := true
-		for _, ic := range v.Conditions {
+		for _, ic := range conds {
 			if ic.ObservedGeneration != 0 && ic.ObservedGeneration < v.Generation {
 				stale = true
 			}
@@ -255,6 +269,9 @@ func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
 	case len(accepted) == len(o.Istio):
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonAccepted
 		c.Message = "istiod accepted " + countOf(len(accepted), "AuthorizationPolicy", "AuthorizationPolicies") + " (" + conditionTypes(o.Istio) + ")"
+	case len(silent) == len(o.Istio) && ztunnelOnly:
+		c.Reason = ReasonNoStatus
+		c.Message = "admitted by the API server (and istiod's webhook, where it is installed); istiod's status on the generated AuthorizationPolicies speaks of ztunnel only (ZtunnelAccepted), and this namespace is not ambient: its sidecars are not judged there"
 	case len(silent) == len(o.Istio):
 		c.Reason = ReasonNoStatus
 		c.Message = "admitted by the API server, but no istiod wrote a status on the generated AuthorizationPolicies: sidecar-only meshes and Istio versions without ambient status do not, so whether istiod accepted them is not known here"
@@ -283,6 +300,9 @@ func conditionTypes(vs []IstioVerdict) string {
 	var types []string
 	for _, v := range vs {
 		for _, c := range v.Conditions {
+			if c.Status != string(metav1.ConditionTrue) {
+				continue
+			}
 			if !slices.Contains(types, c.Type) {
 				types = append(types, c.Type)
 			}

@@ -51,7 +51,7 @@ func TestBuildStatus(t *testing.T) {
 			wantIstio: noPolicies,
 		},
 		"istiod did not accept a policy": {
-			o: Outcome{Translation: active, Applied: Applied{Policies: []string{"netpol-db"}}, Istio: []IstioVerdict{{Policy: "netpol-db", Generation: 1,
+			o: Outcome{Translation: active, Ambient: true, Applied: Applied{Policies: []string{"netpol-db"}}, Istio: []IstioVerdict{{Policy: "netpol-db", Generation: 1,
 				Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue", Message: "dry-run not supported", ObservedGeneration: 1}}}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "IstioNotAccepted",
 				Message: "in place, but Istio did not accept them: istiod set ZtunnelAccepted=False on AuthorizationPolicy netpol-db (UnsupportedValue): dry-run not supported"},
@@ -86,15 +86,17 @@ func TestIstioCondition(t *testing.T) {
 		wantStatus metav1.ConditionStatus
 		wantReason string
 	}{
-		"refused by the webhook":           {o: Outcome{ApplyError: fmt.Errorf(`admission webhook "rev.validation.istio.io" denied the request`)}, wantStatus: "False", wantReason: "Refused"},
-		"nothing in place":                 {o: Outcome{}, wantStatus: "Unknown", wantReason: "NoPolicies"},
-		"no istiod status":                 {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
-		"all accepted":                     {o: Outcome{Istio: []IstioVerdict{accepted("a", 1, 1), accepted("b", 2, 2)}}, wantStatus: "True", wantReason: "Accepted"},
-		"some silent":                      {o: Outcome{Istio: []IstioVerdict{accepted("a", 1, 1), {Policy: "b", Generation: 1}}}, wantStatus: "Unknown", wantReason: "PartialStatus"},
-		"stale keeps the previous verdict": {o: Outcome{Istio: []IstioVerdict{accepted("a", 3, 2)}}, prev: prev, wantStatus: "True", wantReason: "Accepted"},
-		"a reason istiod wrote with spaces": {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1,
+		"refused by the webhook": {o: Outcome{ApplyError: fmt.Errorf(`admission webhook "rev.validation.istio.io" denied the request`)}, wantStatus: "False", wantReason: "Refused"},
+		"nothing in place":       {o: Outcome{}, wantStatus: "Unknown", wantReason: "NoPolicies"},
+		"no istiod status":       {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
+		"all accepted":           {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 1, 1), accepted("b", 2, 2)}}, wantStatus: "True", wantReason: "Accepted"},
+		"ztunnel's verdict in a sidecar namespace": {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1,
+			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue"}}}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
+		"some silent":                      {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 1, 1), {Policy: "b", Generation: 1}}}, wantStatus: "Unknown", wantReason: "PartialStatus"},
+		"stale keeps the previous verdict": {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 3, 2)}}, prev: prev, wantStatus: "True", wantReason: "Accepted"},
+		"a reason istiod wrote with spaces": {o: Outcome{Ambient: true, Istio: []IstioVerdict{{Policy: "a", Generation: 1,
 			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "not ok!"}}}}}, wantStatus: "False", wantReason: "notok"},
-		"an empty reason": {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1,
+		"an empty reason": {o: Outcome{Ambient: true, Istio: []IstioVerdict{{Policy: "a", Generation: 1,
 			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False"}}}}}, wantStatus: "False", wantReason: "IstioNotAccepted"},
 	}
 	for name, tc := range tests {
@@ -115,6 +117,7 @@ func TestBuildStatusKeepsTransitionTimes(t *testing.T) {
 		t.Errorf("an unchanged outcome changed the status (-first,+again):\n%s", diff)
 	}
 	o.Applied.Conflicts = []translate.Finding{finding(translate.Conflict, "held")}
+	o.Ambient = true
 	o.Istio = []IstioVerdict{{Policy: "netpol-db", Generation: 1, Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "True", ObservedGeneration: 1}}}}
 	changed := BuildStatus(&again, 1, o, t1)
 	for _, c := range changed.Conditions {

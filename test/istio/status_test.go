@@ -91,13 +91,16 @@ var _ = Describe("What istiod says, in the NetworkPolicyTranslation", func() {
 		))
 	})
 
-	It("is Accepted in a sidecar namespace too: an ambient-enabled istiod judges every policy", func() {
-		// (An istiod without ambient writes no status: IstioAccepted is then
-		// Unknown/NoStatus, as status_test.go in internal/operator checks.)
-		ns := statusNamespace("enforce", false)
-		Eventually(translationStatus(ns, "db"), compiledWithin, interval).Should(And(
-			haveCondition("IstioAccepted", metav1.ConditionTrue, "Accepted"),
-			haveCondition("Ready", metav1.ConditionTrue, "Applied"),
-		))
+	It("leaves ztunnel's verdict out of a sidecar namespace, where dry-run works", func() {
+		// istiod (with ambient on) writes ZtunnelAccepted on every policy,
+		// False for dry-run ones: that speaks of ztunnel, not of sidecars.
+		for _, mode := range []string{"enforce", "dry-run"} {
+			ns := statusNamespace(mode, false)
+			Eventually(translationStatus(ns, "db"), compiledWithin, interval).Should(And(
+				haveCondition("Ready", metav1.ConditionTrue, "Applied"),
+				haveCondition("IstioAccepted", metav1.ConditionUnknown, "NoStatus"),
+				HaveField("Conditions", ContainElement(HaveField("Message", ContainSubstring("speaks of ztunnel only")))),
+			), mode)
+		}
 	})
 })

@@ -235,9 +235,12 @@ func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
 	for _, v := range o.Istio {
 		conds := v.Conditions
 		if !o.Ambient {
-			// Sidecars enforce here: what istiod says of ztunnel (such as
-			// "dry-run is not supported in ztunnel") does not apply.
-			conds = slices.DeleteFunc(slices.Clone(conds), func(c IstioCondition) bool { return c.Type == ztunnelAccepted })
+			// Sidecars enforce here: ZtunnelAccepted=True still says istiod
+			// took the policy in, but a False one speaks of ztunnel alone
+			// (such as "dry-run is not supported in ztunnel").
+			conds = slices.DeleteFunc(slices.Clone(conds), func(c IstioCondition) bool {
+				return c.Type == ztunnelAccepted && c.Status != string(metav1.ConditionTrue)
+			})
 			ztunnelOnly = ztunnelOnly || len(conds) < len(v.Conditions)
 		}
 		if len(conds) == 0 {
@@ -271,7 +274,7 @@ func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
 		c.Message = "istiod accepted " + countOf(len(accepted), "AuthorizationPolicy", "AuthorizationPolicies") + " (" + conditionTypes(o.Istio) + ")"
 	case len(silent) == len(o.Istio) && ztunnelOnly:
 		c.Reason = ReasonNoStatus
-		c.Message = "admitted by the API server (and istiod's webhook, where it is installed); istiod's status on the generated AuthorizationPolicies speaks of ztunnel only (ZtunnelAccepted), and this namespace is not ambient: its sidecars are not judged there"
+		c.Message = "admitted by the API server (and istiod's webhook, where it is installed); istiod's only verdict on the generated AuthorizationPolicies, ZtunnelAccepted=False, speaks of ztunnel only, and this namespace is not ambient: its sidecars are not judged there"
 	case len(silent) == len(o.Istio):
 		c.Reason = ReasonNoStatus
 		c.Message = "admitted by the API server, but no istiod wrote a status on the generated AuthorizationPolicies: sidecar-only meshes and Istio versions without ambient status do not, so whether istiod accepted them is not known here"

@@ -92,6 +92,7 @@ func TestIstioCondition(t *testing.T) {
 		"all accepted":           {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 1, 1), accepted("b", 2, 2)}}, wantStatus: "True", wantReason: "Accepted"},
 		"ztunnel's verdict in a sidecar namespace": {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1,
 			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue"}}}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
+		"ztunnel accepted it in a sidecar namespace": {o: Outcome{Istio: []IstioVerdict{accepted("a", 1, 1)}}, wantStatus: "True", wantReason: "Accepted"},
 		"some silent":                      {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 1, 1), {Policy: "b", Generation: 1}}}, wantStatus: "Unknown", wantReason: "PartialStatus"},
 		"stale keeps the previous verdict": {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 3, 2)}}, prev: prev, wantStatus: "True", wantReason: "Accepted"},
 		"a reason istiod wrote with spaces": {o: Outcome{Ambient: true, Istio: []IstioVerdict{{Policy: "a", Generation: 1,

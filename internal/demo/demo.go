@@ -91,6 +91,13 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
+	say("==> Starting istiod (pilot-discovery, built from source on first use) with its validating webhook")
+	istiod, err := testenv.StartIstiod(ctx, env, c, testenv.IstiodOptions{})
+	if err != nil {
+		return fmt.Errorf("starting istiod: %w", err)
+	}
+	defer istiod.Stop()
+
 	say("==> Starting the operator")
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	mgrDone := make(chan error, 1)
@@ -131,6 +138,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	say("\n==> The findings: where the translation is not exact\n")
 	if err := printFindings(ctx, c, o.Out); err != nil {
+		return err
+	}
+
+	if err := showIstio(ctx, c, istiod, o, say); err != nil {
 		return err
 	}
 

@@ -39,6 +39,12 @@ func TestDemoTellsTheStory(t *testing.T) {
 		"NAMESPACE   NAME",
 		"MODE", "READY", "EXACT", "FINDINGS",
 		"payments    ledger-from-gateway",
+		// istiod's verdict and ztunnel's compiled rule.
+		"==> What istiod made of them",
+		"istiod's webhook admitted all",
+		"shop/db-admins-only              IstioAccepted=True (Accepted)",
+		"ztunnel's compiled shop/netpol-db-admins-only",
+		"rule 0: {ports=5432} AND ({principals=cluster.local/ns/shop/sa/default,cluster.local/ns/shop/sa/ops-console} OR {sourceIps=",
 		// The findings the samples are built to show.
 		"SharedIdentity",
 		"SourceNotInMesh",

@@ -38,6 +38,8 @@ var translateCases = map[string]goldenCase{
 	// A `kubectl get -o yaml` List of real pods and the mesh ConfigMap.
 	"kubectl-list": {args: []string{"-f", "in/dump.yaml"}, exit: ExitOK},
 	"stdin":        {args: []string{"-f", "-", "--mode", "dry-run"}, stdin: "in/stdin.yaml", exit: ExitOK},
+	// A dump whose objects carry a status, "status: {}" on NetworkPolicies.
+	"status-in-dump": {args: []string{"-f", "in"}, exit: ExitOK},
 	"json-output": {
 		args: []string{"-f", "in", "-o", "json", "--report-format", "json", "--report", reportArg, "--trust-domain", "corp.example"},
 		exit: ExitOK,

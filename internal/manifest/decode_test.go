@@ -177,3 +177,64 @@ spec: {}
 		t.Errorf("AuthorizationPolicies made namespaces known: %v", res.Snapshot.Namespaces)
 	}
 }
+
+// Dumps carry a status: "status: {}" on a NetworkPolicy (whose type has no
+// status any more), what a newer server wrote, or a status of another shape.
+// Only a server writes status and only a Pod's is read: none is an error, and
+// the objects are read.
+func TestDecodeToleratesStatus(t *testing.T) {
+	res, err := Decode(inputs("dump.yaml", npHeader+`spec: {podSelector: {}}
+status: {}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec: {podSelector: {}}
+status:
+  conditions: [{type: Accepted, status: "True", reason: Whatever}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+status: Active
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template: {metadata: {labels: {app: web}}}
+status: {replicas: "two", somethingNew: []}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ap, namespace: shop}
+spec: {}
+status:
+  conditions: [{type: Reconciled, status: "True"}]
+  validationMessages: []
+  observedGeneration: "1"
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p1, namespace: shop}
+status: []
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p2, namespace: shop}
+status: {phase: Running, podIP: 10.0.0.2, newerField: {}}
+`), Options{})
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	want := map[string]int{"NetworkPolicy": 2, "Namespace": 1, "Deployment": 1, "AuthorizationPolicy": 1, "Pod": 2}
+	if diff := cmp.Diff(want, res.Stats.Objects); diff != "" {
+		t.Errorf("Objects (-want,+got):\n%s", diff)
+	}
+	for _, p := range res.Snapshot.Pods {
+		if p.Name == "p2" && (p.Phase != corev1.PodRunning || p.IP.String() != "10.0.0.2") {
+			t.Errorf("the status of a Pod is still read: %+v", p)
+		}
+	}
+}

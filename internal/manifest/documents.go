@@ -162,8 +162,10 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 
 // strictDecode decodes one JSON object into a typed object the way the API
 // server does: field names are case-sensitive, and unknown or duplicate
-// fields are errors. Unknown fields under status are tolerated: only a server
-// writes status, and a newer server than these types may add fields there.
+// fields are errors. An unknown status, or unknown fields under status, are
+// tolerated: only a server writes status, a newer server than these types
+// may add fields there, and dumps carry a status (often "status: {}") even
+// for kinds whose types no longer have one (NetworkPolicy).
 // Each error carries the path of its field where it can be found. ok is
 // false when the object could not be decoded at all; with only unknown or
 // duplicate fields it is decoded and can still be validated.
@@ -175,7 +177,7 @@ func strictDecode(data []byte, into any) (errs []fieldError, ok bool) {
 	for _, s := range strict {
 		var fe kjson.FieldError
 		if errors.As(s, &fe) {
-			if strings.HasPrefix(fe.FieldPath(), "status.") {
+			if path := fe.FieldPath(); path == "status" || strings.HasPrefix(path, "status.") {
 				continue
 			}
 			msg := strings.TrimSuffix(s.Error(), " \""+fe.FieldPath()+"\"")
@@ -185,6 +187,66 @@ func strictDecode(data []byte, into any) (errs []fieldError, ok bool) {
 		errs = append(errs, fieldError{err: s})
 	}
 	return errs, true
+}
+
+// blankStatus returns data, a JSON object, with the value of its top-level
+// status replaced by null when the status is not read (readStatus false) or
+// is empty ({}, [], "", null), so that a status of any shape decodes. Only a
+// Pod's status is read (its phase and IP); for every other kind status is
+// what a server last wrote, never an input.
+func blankStatus(data []byte, readStatus bool) []byte {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return data
+	}
+	var cuts [][2]int
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return data
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return data
+		}
+		if key != "status" || (readStatus && !isEmptyJSON(raw)) {
+			continue
+		}
+		end := int(dec.InputOffset())
+		start := end - len(raw)
+		if start < 0 || !bytes.Equal(data[start:end], raw) {
+			return data // never cut what was not found
+		}
+		cuts = append(cuts, [2]int{start, end})
+	}
+	if len(cuts) == 0 {
+		return data
+	}
+	out := make([]byte, 0, len(data))
+	last := 0
+	for _, c := range cuts {
+		out = append(append(out, data[last:c[0]]...), "null"...)
+		last = c[1]
+	}
+	return append(out, data[last:]...)
+}
+
+func isEmptyJSON(raw []byte) bool {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return false
+	}
+	switch v := v.(type) {
+	case nil:
+		return true
+	case string:
+		return v == ""
+	case []any:
+		return len(v) == 0
+	case map[string]any:
+		return len(v) == 0
+	}
+	return false
 }
 
 // fieldError is an error about one field of a document.

@@ -92,6 +92,16 @@ func TestDecodeErrors(t *testing.T) {
 			input: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {hostNetwerk: true}\nstatus: {newField: 1}\n",
 			want:  []string{`in.yaml:1: document 1 (Pod default/p): spec.hostNetwerk: unknown field`},
 		},
+		// A status is tolerated, but not at the expense of what is read:
+		// the rest stays strict, and a Pod's status is read.
+		"status does not hide a misspelt spec field": {
+			input: npHeader + "spec: {podSelecter: {}}\nstatus: {}\n",
+			want:  []string{`in.yaml:1: document 1 (NetworkPolicy shop/db): spec.podSelecter: unknown field`},
+		},
+		"a Pod's status is read strictly": {
+			input: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {phase: [Running]}\n",
+			want:  []string{`in.yaml:1: document 1 (Pod default/p): status.phase: cannot use a JSON array as a string`},
+		},
 		"invalid policy": {
 			input: npHeader + `spec:
   podSelector:

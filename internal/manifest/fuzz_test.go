@@ -35,6 +35,11 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems:\n- kind: List\n  apiVersion: v1\n  items: [{}]\n"))
 	f.Add([]byte(`{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"p"}}]}`))
+	// What dumps carry: a status on every kind, "status: {}" on a
+	// NetworkPolicy, whose type has none.
+	f.Add([]byte(npHeader + "spec: {podSelector: {}}\nstatus: {}\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: []\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nstatus: Active\nstatus: {}\n"))
+	f.Add([]byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"status":{"replicas":"x"},"status":null}`))
 	f.Add([]byte(approvalHeader + "spec:\n  identities: [serviceaccount/shop/web, namespace/ops, sa/shop/api, ns/Ops, serviceaccount/shop/web]\n"))
 	f.Add([]byte(`{"apiVersion":"policy.netpol2authz.io/v1alpha1","kind":"IdentityApprovalList","items":[{"metadata":{"name":"db","namespace":"shop"},"spec":{"identities":["namespace/ops"]}}]}`))
 

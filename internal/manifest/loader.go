@@ -186,7 +186,7 @@ func (l *loader) object(d document, item string, data []byte, listAPIVersion, it
 		l.errs = append(l.errs, p.error("metadata.name", errors.New("required")))
 		return
 	}
-	errs := reader.read(l, p, data)
+	errs := reader.read(l, p, blankStatus(data, reader.readsStatus))
 	if len(errs) > 0 {
 		for _, fe := range errs {
 			l.errs = append(l.errs, p.error(fe.field, fe.err))
@@ -249,13 +249,16 @@ func (l *loader) claim(p place) []fieldError {
 // is kept only when there are none.
 type reader struct {
 	namespaced bool
-	read       func(l *loader, p place, data []byte) []fieldError
+	// readsStatus is true for the kinds whose status is read (Pod). The
+	// status of the others is not decoded, whatever its shape.
+	readsStatus bool
+	read        func(l *loader, p place, data []byte) []fieldError
 }
 
 // readers, by "apiVersion/kind". Kinds not here are skipped and counted.
 var readers = map[string]reader{
 	"v1/Namespace":                       {namespaced: false, read: (*loader).readNamespace},
-	"v1/Pod":                             {namespaced: true, read: (*loader).readPod},
+	"v1/Pod":                             {namespaced: true, readsStatus: true, read: (*loader).readPod},
 	"v1/ServiceAccount":                  {namespaced: true, read: (*loader).readServiceAccount},
 	"v1/ConfigMap":                       {namespaced: true, read: (*loader).readMeshConfig},
 	"networking.k8s.io/v1/NetworkPolicy": {namespaced: true, read: (*loader).readNetworkPolicy},

@@ -174,7 +174,10 @@ func (c coverage) count(kind string, ok bool) {
 // sidecarSamples reads config/samples into fresh namespaces rename(ns)
 // (labels and netpol2authz annotations kept, so the operator translates
 // them and demo.ApplySamples injects the sidecars), with fresh pod IPs and
-// namespaceSelectors on kubernetes.io/metadata.name renamed.
+// namespaceSelectors on kubernetes.io/metadata.name renamed. The
+// namespaces follow identities (netpol2authz.io/identity: follow): under
+// review, a first translation that ran before the pods were created would
+// hold every identity back and leave the policies without rules.
 func sidecarSamples(rename func(string) string) ([]*unstructured.Unstructured, error) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -188,6 +191,12 @@ func sidecarSamples(rename func(string) string) ([]*unstructured.Unstructured, e
 		switch u.GetKind() {
 		case "Namespace":
 			u.SetName(rename(u.GetName()))
+			annotations := u.GetAnnotations()
+			if annotations == nil {
+				annotations = map[string]string{}
+			}
+			annotations[translate.AnnotationIdentity] = string(translate.IdentityFollow)
+			u.SetAnnotations(annotations)
 			continue
 		case "Pod":
 			if err := unstructured.SetNestedField(u.Object, freshPodIP().String(), "status", "podIP"); err != nil {

@@ -241,17 +241,19 @@ func ReadSamples(dir string) ([]*unstructured.Unstructured, error) {
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("no samples in %s", dir)
 	}
-	// Namespaces and ServiceAccounts first, pods last, as a real apply
-	// would need them.
-	rank := map[string]int{"Namespace": 0, "ServiceAccount": 1, "Pod": 3}
+	// Namespaces and ServiceAccounts first, as a real apply needs them,
+	// then pods, then the rest: a NetworkPolicy's first translation
+	// approves the identities it resolves then (identity review), so the
+	// pods it selects as sources must exist before it does.
+	rank := map[string]int{"Namespace": 0, "ServiceAccount": 1, "Pod": 2, "NetworkPolicy": 4}
 	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
 		ra, ok := rank[a.GetKind()]
 		if !ok {
-			ra = 2
+			ra = 3
 		}
 		rb, ok := rank[b.GetKind()]
 		if !ok {
-			rb = 2
+			rb = 3
 		}
 		return ra - rb
 	})

@@ -80,7 +80,7 @@ var _ = Describe("kubectl get npt", func() {
 		newAllowPolicy(ns, "web", map[string]string{"app": "web"}, 8080, peerPods(map[string]string{"app": "db"}))
 		newAllowPolicy(ns, "cache", map[string]string{"app": "cache"}, 6379, peerPods(map[string]string{"app": "web"}))
 		for _, name := range []string{"db", "web", "cache"} {
-			Eventually(translationStatus(ns, name), timeout, interval).Should(HaveField("Conditions", HaveLen(2)))
+			Eventually(translationStatus(ns, name), timeout, interval).Should(HaveField("Conditions", HaveLen(3)))
 		}
 
 		t, err := getTable(ns)

@@ -8,7 +8,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -95,32 +94,13 @@ func gatherApproval(ctx context.Context, r client.Reader, np *networkingv1.Netwo
 }
 
 // dependentNamespaces are the namespaces whose pods can change the
-// translation of np: its own, and those an ingress peer's namespaceSelector
-// matches. An invalid selector matches nothing: the engine reports it.
+// translation of np, as the engine's dependency model says.
 func dependentNamespaces(np *networkingv1.NetworkPolicy, namespaces []corev1.Namespace) sets.Set[string] {
+	d := translate.DependenciesOf(np)
 	out := sets.New(np.Namespace)
-	for _, sel := range namespaceSelectors(np) {
-		for i := range namespaces {
-			if sel.Matches(labels.Set(namespaces[i].Labels)) {
-				out.Insert(namespaces[i].Name)
-			}
-		}
-	}
-	return out
-}
-
-// namespaceSelectors are the parsed namespaceSelectors of np's ingress
-// peers; invalid ones are left out.
-func namespaceSelectors(np *networkingv1.NetworkPolicy) []labels.Selector {
-	var out []labels.Selector
-	for _, rule := range np.Spec.Ingress {
-		for _, peer := range rule.From {
-			if peer.NamespaceSelector == nil {
-				continue
-			}
-			if sel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector); err == nil {
-				out = append(out, sel)
-			}
+	for i := range namespaces {
+		if d.ReadsPodsOf(namespaces[i].Name, namespaces[i].Labels) {
+			out.Insert(namespaces[i].Name)
 		}
 	}
 	return out

@@ -57,17 +57,10 @@ func SetupIndexes(ctx context.Context, fi client.FieldIndexer) error {
 
 func scopeKeys(o client.Object) []string {
 	np, ok := o.(*networkingv1.NetworkPolicy)
-	if !ok {
+	if !ok || !translate.DependenciesOf(np).CrossNamespace() {
 		return nil
 	}
-	for _, rule := range np.Spec.Ingress {
-		for _, peer := range rule.From {
-			if peer.NamespaceSelector != nil {
-				return []string{ScopeAnyNamespace}
-			}
-		}
-	}
-	return nil
+	return []string{ScopeAnyNamespace}
 }
 
 func serviceAccountKeys(o client.Object) []string {

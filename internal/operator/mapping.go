@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -145,68 +144,27 @@ func (m Mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
 	return labels.Set(ns.Labels)
 }
 
-// podMatters says whether pod p (with its namespace's labels) can change the
-// translation of np.
+// podMatters says whether pod p (in a namespace with labels nsLabels) can
+// change the translation of np, as the engine's dependency model says; the
+// other pods of p's ServiceAccount come from the cache's index, only when
+// they decide.
 func (m Mapper) podMatters(ctx context.Context, np *networkingv1.NetworkPolicy, p *corev1.Pod, nsLabels labels.Set) bool {
-	podLabels := labels.Set(p.Labels)
-	if np.Namespace == p.Namespace && targetMayMatch(&np.Spec.PodSelector, podLabels) {
-		return true
-	}
-	for _, rule := range np.Spec.Ingress {
-		for _, peer := range rule.From {
-			switch {
-			case peer.IPBlock != nil:
-				continue
-			case peer.NamespaceSelector == nil && np.Namespace != p.Namespace:
-				continue
-			case peer.NamespaceSelector != nil && !selectorMatches(peer.NamespaceSelector, nsLabels):
-				continue
-			}
-			if peer.PodSelector == nil || selectorMatches(peer.PodSelector, podLabels) {
-				return true
-			}
-			if m.sharesIdentity(ctx, peer.PodSelector, p) {
-				return true
-			}
+	ep := EnginePod(p)
+	var listErr error
+	matters := translate.DependenciesOf(np).PodMatters(&ep, nsLabels, func() []translate.Pod {
+		var same corev1.PodList
+		if listErr = m.Client.List(ctx, &same, client.InNamespace(p.Namespace),
+			client.MatchingFields{IndexServiceAccount: serviceAccountKeys(p)[0]}, client.UnsafeDisableDeepCopy); listErr != nil {
+			return nil
 		}
-	}
-	return false
-}
-
-// targetMayMatch says whether a policy's podSelector can involve a pod with
-// these labels: it selects it, or (with matchExpressions) one of the exact
-// label projections Istio selects with may cover it, which requires at
-// least the matchLabels.
-func targetMayMatch(sel *metav1.LabelSelector, podLabels labels.Set) bool {
-	if len(sel.MatchExpressions) == 0 {
-		return selectorMatches(sel, podLabels)
-	}
-	return labels.SelectorFromSet(sel.MatchLabels).Matches(podLabels)
-}
-
-func selectorMatches(sel *metav1.LabelSelector, set labels.Set) bool {
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	return err == nil && s.Matches(set)
-}
-
-// sharesIdentity says whether the peer selects another pod of p's namespace
-// and ServiceAccount: p then shares the principal the peer allows.
-func (m Mapper) sharesIdentity(ctx context.Context, sel *metav1.LabelSelector, p *corev1.Pod) bool {
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return false
-	}
-	var same corev1.PodList
-	if err := m.Client.List(ctx, &same, client.InNamespace(p.Namespace),
-		client.MatchingFields{IndexServiceAccount: serviceAccountKeys(p)[0]}, client.UnsafeDisableDeepCopy); err != nil {
-		return true // cannot tell: reconcile rather than miss it
-	}
-	for i := range same.Items {
-		if same.Items[i].Name != p.Name && s.Matches(labels.Set(same.Items[i].Labels)) {
-			return true
+		out := make([]translate.Pod, 0, len(same.Items))
+		for i := range same.Items {
+			out = append(out, translate.Pod{Namespace: same.Items[i].Namespace, Name: same.Items[i].Name, Labels: same.Items[i].Labels})
 		}
-	}
-	return false
+		return out
+	})
+	// Cannot tell: reconcile rather than miss it.
+	return matters || listErr != nil
 }
 
 // NamespaceHandler enqueues, for a namespace change, the NetworkPolicies of
@@ -233,47 +191,39 @@ func (m Mapper) NamespaceHandler() handler.EventHandler {
 
 func (m Mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespace) sets.Set[types.NamespacedName] {
 	out := sets.New[types.NamespacedName]()
-	var oldLabels, curLabels labels.Set
+	var before, after *translate.Namespace
 	name := ""
 	if old != nil {
-		oldLabels, name = old.Labels, old.Name
+		before, name = &translate.Namespace{Name: old.Name, Labels: old.Labels, Annotations: old.Annotations}, old.Name
 	}
 	if cur != nil {
-		curLabels, name = cur.Labels, cur.Name
+		after, name = &translate.Namespace{Name: cur.Name, Labels: cur.Labels, Annotations: cur.Annotations}, cur.Name
 	}
 	if name == "" {
 		return out
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("namespace", name)
-	lifecycle := old == nil || cur == nil
-	own := lifecycle || optionsDiffer(old.Annotations, cur.Annotations) || oldLabels[labelDataplaneMode] != curLabels[labelDataplaneMode]
-	if own {
-		var local networkingv1.NetworkPolicyList
-		if err := m.Client.List(ctx, &local, client.InNamespace(name), client.UnsafeDisableDeepCopy); err != nil {
-			log.Error(err, "listing NetworkPolicies for a namespace change")
-			return out
-		}
-		for i := range local.Items {
-			out.Insert(types.NamespacedName{Namespace: name, Name: local.Items[i].Name})
-		}
+	// Candidates: the namespace's own policies and the cross-namespace ones;
+	// the engine's dependency model keeps those the change matters to.
+	var local, cross networkingv1.NetworkPolicyList
+	if err := m.Client.List(ctx, &local, client.InNamespace(name), client.UnsafeDisableDeepCopy); err != nil {
+		log.Error(err, "listing NetworkPolicies for a namespace change")
+		return out
 	}
-	if lifecycle || !labels.Equals(oldLabels, curLabels) {
-		var cross networkingv1.NetworkPolicyList
-		if err := m.Client.List(ctx, &cross, client.MatchingFields{IndexScope: ScopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
-			log.Error(err, "listing NetworkPolicies for a namespace change")
-			return out
-		}
-		optedIn := m.optedIn(ctx)
-		for i := range cross.Items {
-			np := &cross.Items[i]
-			if !optedIn(np.Namespace) {
+	if err := m.Client.List(ctx, &cross, client.MatchingFields{IndexScope: ScopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
+		log.Error(err, "listing NetworkPolicies for a namespace change")
+		return out
+	}
+	optedIn := m.optedIn(ctx)
+	for _, list := range [][]networkingv1.NetworkPolicy{local.Items, cross.Items} {
+		for i := range list {
+			np := &list[i]
+			// The own namespace's policies go even when it opts out.
+			if np.Namespace != name && !optedIn(np.Namespace) {
 				continue
 			}
-			for _, sel := range namespaceSelectors(np) {
-				if (old != nil && sel.Matches(oldLabels)) || (cur != nil && sel.Matches(curLabels)) {
-					out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
-					break
-				}
+			if translate.DependenciesOf(np).NamespaceChangeMatters(before, after) {
+				out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
 			}
 		}
 	}

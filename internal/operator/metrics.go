@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/netpol2authz/netpol2authz/internal/translate"
+	"github.com/netpol2authz/netpol2authz/internal/version"
 )
 
 // The operator's metrics, on controller-runtime's registry beside its
@@ -36,7 +37,24 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(translationsTotal, findingsGauge, policiesGauge, principalsGauge, pendingGauge)
+	metrics.Registry.MustRegister(translationsTotal, findingsGauge, policiesGauge, principalsGauge, pendingGauge, buildInfo{})
+}
+
+// buildInfoDesc is netpol2authz_build_info, the usual info metric: always 1,
+// its labels say which binary runs.
+var buildInfoDesc = prometheus.NewDesc("netpol2authz_build_info",
+	"Always 1; the labels are the running binary's release, Go release and commit (unknown when not recorded).",
+	[]string{"version", "goversion", "commit"}, nil)
+
+// buildInfo reads the version at each scrape: the main package sets it after
+// this package's init.
+type buildInfo struct{}
+
+func (buildInfo) Describe(ch chan<- *prometheus.Desc) { ch <- buildInfoDesc }
+
+func (buildInfo) Collect(ch chan<- prometheus.Metric) {
+	i := version.Get()
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, i.Version, i.GoVersion, i.Commit)
 }
 
 // stats is what one NetworkPolicy contributes to the gauges.

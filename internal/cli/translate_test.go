@@ -38,6 +38,12 @@ var translateCases = map[string]goldenCase{
 	// A `kubectl get -o yaml` List of real pods and the mesh ConfigMap.
 	"kubectl-list": {args: []string{"-f", "in/dump.yaml"}, exit: ExitOK},
 	"stdin":        {args: []string{"-f", "-", "--mode", "dry-run"}, stdin: "in/stdin.yaml", exit: ExitOK},
+	// YAML files whose documents are flow-style JSON, and a JSON stream
+	// saved as .yaml.
+	"flow-style-yaml": {args: []string{"-f", "in"}, exit: ExitOK},
+	// The strict checks in flow-style documents, and two JSON objects
+	// without a --- between them.
+	"flow-style-yaml-broken": {args: []string{"-f", "in"}, exit: ExitBadInput},
 	// A dump whose objects carry a status, "status: {}" on NetworkPolicies.
 	"status-in-dump": {args: []string{"-f", "in"}, exit: ExitOK},
 	"json-output": {

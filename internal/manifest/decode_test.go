@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -236,5 +237,43 @@ status: {phase: Running, podIP: 10.0.0.2, newerField: {}}
 		if p.Name == "p2" && (p.Phase != corev1.PodRunning || p.IP.String() != "10.0.0.2") {
 			t.Errorf("the status of a Pod is still read: %+v", p)
 		}
+	}
+}
+
+// A .yaml file is YAML, whose documents may be flow-style JSON; a .json file
+// is a JSON stream; other inputs are JSON when they start with '{'. When that
+// reading fails and the other reads the whole input, the other is taken.
+func TestDecodeReadsYAMLAndJSON(t *testing.T) {
+	const (
+		nsA      = `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}`
+		nsB      = "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n"
+		flowYAML = nsA + "\n---\n" + nsB
+	)
+	tests := map[string]struct {
+		name, input string
+		want        []string
+	}{
+		"YAML file whose first document is JSON":            {name: "in.yaml", input: flowYAML, want: []string{"a", "b"}},
+		"YAML file with a JSON document in the middle":      {name: "in.yml", input: nsB + "---\n" + nsA + "\n---\n" + namespace("c"), want: []string{"a", "b", "c"}},
+		"JSON stream saved as .yaml":                        {name: "in.yaml", input: nsA + "\n" + strings.Replace(nsA, `"a"`, `"b"`, 1), want: []string{"a", "b"}},
+		"standard input: YAML whose first document is JSON": {name: StdinName, input: flowYAML, want: []string{"a", "b"}},
+		"standard input: JSON stream":                       {name: StdinName, input: nsA + strings.Replace(nsA, `"a"`, `"b"`, 1), want: []string{"a", "b"}},
+		"JSON file with a byte order mark":                  {name: "in.json", input: "\xef\xbb\xbf" + nsA, want: []string{"a"}},
+		"JSON with an escaped slash, as .yaml":              {name: "in.yaml", input: strings.Replace(nsA, `"a"}`, `"a"`+`, "annotations": {"x": "a\/b"}}`, 1), want: []string{"a"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			res, err := Decode([]Input{{Name: tc.name, Data: []byte(tc.input)}}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, ns := range res.Snapshot.Namespaces {
+				got = append(got, ns.Name)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("namespaces (-want,+got):\n%s", diff)
+			}
+		})
 	}
 }

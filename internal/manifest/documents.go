@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
+	yamlv2 "go.yaml.in/yaml/v2"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -26,16 +28,46 @@ type document struct {
 	err *Error
 }
 
-// splitDocuments cuts one input into documents. A JSON input (first
-// non-blank byte '{') is read as a stream of JSON values; anything else as
-// multi-document YAML. A document that cannot be converted is reported and
-// the next one is still read; a broken JSON stream or YAML separator ends
-// the input, since nothing after it can be located reliably.
+// splitDocuments cuts one input into documents. A .yaml or .yml file is
+// read as multi-document YAML, flow-style (JSON) documents included; a .json
+// file as a stream of JSON values; any other input (standard input, a file
+// named on the command line) as JSON when its first non-blank byte is '{',
+// else as YAML. When that reading finds an error and the other one reads the
+// whole input without, the other one is taken: a JSON stream saved as .yaml,
+// or YAML whose first document is JSON on standard input. A document that
+// cannot be converted is reported and the next one is still read; a broken
+// JSON stream or YAML separator ends the input, since nothing after it can
+// be located reliably.
 func splitDocuments(file string, data []byte) []document {
-	if utilyaml.IsJSONBuffer(data) {
-		return splitJSON(file, data)
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+	asJSON := utilyaml.IsJSONBuffer(data)
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".json":
+		asJSON = true
+	case ".yaml", ".yml":
+		asJSON = false
 	}
-	return splitYAML(file, data)
+	first, other := splitYAML, splitJSON
+	if asJSON {
+		first, other = splitJSON, splitYAML
+	}
+	docs := first(file, data)
+	if !failed(docs) {
+		return docs
+	}
+	if alt := other(file, data); !failed(alt) {
+		return alt
+	}
+	return docs
+}
+
+func failed(docs []document) bool {
+	for _, d := range docs {
+		if d.err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func splitJSON(file string, data []byte) []document {
@@ -68,6 +100,13 @@ func splitYAML(file string, data []byte) []document {
 		docs   []document
 		cursor int
 	)
+	// The reader ends every line with "\n", whatever ended it in the input
+	// ("\r\n", or nothing on the last line): the documents are found again
+	// in the input written the same way. The lines do not move.
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		data = append(data, '\n')
+	}
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for index := 1; ; index++ {
 		raw, err := r.Read()
@@ -86,7 +125,7 @@ func splitYAML(file string, data []byte) []document {
 			}
 			continue
 		}
-		// The reader returns the exact lines of the document, in order, so
+		// The reader returns the lines of the document, in order, so
 		// finding them again gives the line numbers.
 		line := 0
 		if i := bytes.Index(data[cursor:], raw); i >= 0 {
@@ -99,9 +138,75 @@ func splitYAML(file string, data []byte) []document {
 				err: &Error{File: file, Line: line, Document: index, Err: yamlError(err, line)}})
 			continue
 		}
+		if err := trailingContent(raw); err != nil {
+			docs = append(docs, document{file: file, index: index, line: line,
+				err: &Error{File: file, Line: line, Document: index, Err: err}})
+			continue
+		}
 		docs = append(docs, document{file: file, index: index, line: line, json: js})
 	}
 }
+
+// errTrailingContent is what trailingContent reports.
+var errTrailingContent = errors.New("the document goes on after its end (a second JSON object, or text after \"...\"): " +
+	"separate YAML documents with a --- line")
+
+// trailingContent returns an error when raw, the text between two
+// separators, holds more than the one document that YAMLToJSON converts:
+// go-yaml stops at the end of the first and would drop the rest unseen
+// ({...} followed by {...}, a first line indented deeper than the next,
+// "..." followed by more). Only the text that may end early is parsed again.
+func trailingContent(raw []byte) error {
+	if !mayEndEarly(raw) {
+		return nil
+	}
+	dec := yamlv2.NewDecoder(bytes.NewReader(raw))
+	var node skipNode
+	if err := dec.Decode(&node); err != nil {
+		return nil // the conversion read it: cannot happen
+	}
+	if err := dec.Decode(&node); !errors.Is(err, io.EOF) {
+		return errTrailingContent
+	}
+	return nil
+}
+
+// mayEndEarly says whether a YAML document could end before the end of raw
+// without a parse error. It cannot when the document is a block mapping
+// whose first key is a plain word in column 0, or a block sequence in column
+// 0 (every manifest written as YAML), and no line starts with "..." (document
+// end) or "%" (a directive). FuzzMayEndEarly checks it against the parser.
+func mayEndEarly(raw []byte) bool {
+	if bytes.ContainsAny(raw, "\r\u0085\u2028\u2029") {
+		return true // line breaks to YAML that bytes.Lines does not split at
+	}
+	first := true
+	for line := range bytes.Lines(raw) {
+		if bytes.HasPrefix(line, []byte("...")) || bytes.HasPrefix(line, []byte("%")) {
+			return true
+		}
+		if !first {
+			continue
+		}
+		if trimmed := bytes.TrimLeft(line, " \t\r\n"); len(trimmed) == 0 || trimmed[0] == '#' {
+			continue
+		}
+		first = false
+		if !blockStart.Match(line) {
+			return true // a flow collection, a scalar, an indented first line...
+		}
+	}
+	return false
+}
+
+// blockStart matches the first line of a block mapping or sequence in
+// column 0.
+var blockStart = regexp.MustCompile(`^([A-Za-z0-9_][-A-Za-z0-9_./]*:|-)([ \t\r\n]|$)`)
+
+// skipNode decodes any YAML node into nothing.
+type skipNode struct{}
+
+func (*skipNode) UnmarshalYAML(func(any) error) error { return nil }
 
 // badSeparator finds the first line at or after offset that starts with
 // "---" followed by something other than a comment, as the YAML reader

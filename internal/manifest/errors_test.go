@@ -13,6 +13,7 @@ metadata: {name: db, namespace: shop}
 
 func TestDecodeErrors(t *testing.T) {
 	tests := map[string]struct {
+		name  string // of the input; in.yaml when empty
 		input string
 		want  []string
 	}{
@@ -156,13 +157,58 @@ items:
 			want:  []string{`in.yaml:1: document 1 (ConfigMap istio-system/istio): data.mesh: Invalid value: not a mesh config: yaml: line 1: did not find expected ',' or ']'`},
 		},
 		"broken JSON stream": {
+			name:  "in.json",
 			input: "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n{\"apiVersion\": \n}",
-			want:  []string{`in.yaml:3: document 2: invalid character '}' looking for beginning of value`},
+			want:  []string{`in.json:3: document 2: invalid character '}' looking for beginning of value`},
+		},
+		// A .yaml file is YAML, flow-style documents included; the strict
+		// checks are the same, with the line of each document.
+		"errors in flow-style documents of a YAML file": {
+			input: `{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+ "metadata": {"name": "db", "namespace": "shop"}, "spec": {"podSelecter": {}}}
+---
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": 3}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: [a]}
+`,
+			want: []string{
+				`in.yaml:1: document 1 (NetworkPolicy shop/db): spec.podSelecter: unknown field`,
+				`in.yaml:4: document 2 (Pod default/p): spec.containers: cannot use a JSON number as a list`,
+				`in.yaml:6: document 3 (Namespace): metadata.name: cannot use a JSON array as a string`,
+			},
+		},
+		"duplicate key in a flow-style document": {
+			input: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n{\"apiVersion\": \"v1\", \"apiVersion\": \"v1\"}\n",
+			want:  []string{`in.yaml:5: document 2: yaml: unmarshal errors: line 5: key "apiVersion" already set in map`},
+		},
+		// go-yaml reads the first document and would drop the rest unseen.
+		"two JSON objects without a separator among YAML documents": {
+			input: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"b\"}}\n{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"c\"}}\n",
+			want:  []string{`in.yaml:5: document 2: the document goes on after its end (a second JSON object, or text after "..."): separate YAML documents with a --- line`},
+		},
+		"a first line indented deeper than the next": {
+			input: "  apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+			want:  []string{`in.yaml:1: document 1: the document goes on after its end (a second JSON object, or text after "..."): separate YAML documents with a --- line`},
+		},
+		// A broken JSON stream in a .yaml file is reported as YAML.
+		"broken JSON stream in a YAML file": {
+			input: "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n{\"apiVersion\": \n}",
+			want:  []string{`in.yaml:1: document 1: the document goes on after its end (a second JSON object, or text after "..."): separate YAML documents with a --- line`},
+		},
+		"lines of a file with CRLF line ends and no newline at the end": {
+			input: "apiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}\r\n---\r\napiVersion: v1\r\nkind: Pod\r\nmetadata: {name: [p]}",
+			want:  []string{`in.yaml:5: document 2 (Pod): metadata.name: cannot use a JSON array as a string`},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := Decode(inputs("in.yaml", tc.input), Options{})
+			file := tc.name
+			if file == "" {
+				file = "in.yaml"
+			}
+			_, err := Decode(inputs(file, tc.input), Options{})
 			if diff := cmp.Diff(tc.want, errorLines(t, err)); diff != "" {
 				t.Errorf("errors (-want,+got):\n%s", diff)
 			}

@@ -1,7 +1,10 @@
 package manifest
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	yamlv2 "go.yaml.in/yaml/v2"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
@@ -40,11 +46,27 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(npHeader + "spec: {podSelector: {}}\nstatus: {}\n"))
 	f.Add([]byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: []\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nstatus: Active\nstatus: {}\n"))
 	f.Add([]byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"status":{"replicas":"x"},"status":null}`))
+	// YAML whose documents are flow-style JSON; a JSON stream; documents
+	// that go on after their end.
+	f.Add([]byte("{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n---\n" + npHeader + "spec: {podSelector: {}}\n"))
+	f.Add([]byte("{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\", \"labels\": {\"x\": \"a\\/b\"}}}\n{\"apiVersion\": \"v1\"}"))
+	f.Add([]byte("  apiVersion: v1\nkind: Namespace\n---\n[1, 2]\n...\nmore\n"))
+	f.Add([]byte("\xef\xbb\xbfapiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}"))
 	f.Add([]byte(approvalHeader + "spec:\n  identities: [serviceaccount/shop/web, namespace/ops, sa/shop/api, ns/Ops, serviceaccount/shop/web]\n"))
 	f.Add([]byte(`{"apiVersion":"policy.netpol2authz.io/v1alpha1","kind":"IdentityApprovalList","items":[{"metadata":{"name":"db","namespace":"shop"},"spec":{"identities":["namespace/ops"]}}]}`))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		in := []Input{{Name: "fuzz.yaml", Data: data}}
+		// Each way of reading: YAML, JSON, and guessed from the content.
+		for _, name := range []string{"fuzz.yaml", "fuzz.json", StdinName} {
+			checkDecode(t, name, data)
+		}
+	})
+}
+
+func checkDecode(t *testing.T, name string, data []byte) {
+	t.Helper()
+	{
+		in := []Input{{Name: name, Data: data}}
 		res, err := Decode(in, Options{})
 		if res == nil {
 			t.Fatal("nil Result")
@@ -60,7 +82,7 @@ func FuzzLoad(f *testing.F) {
 				if errors.As(e, &pe) {
 					t.Fatalf("decoder panicked: %v", e)
 				}
-				if e.File != "fuzz.yaml" || e.Err == nil {
+				if e.File != name || e.Err == nil {
 					t.Fatalf("error does not name the input: %#v", e)
 				}
 				msgs = append(msgs, e.Error())
@@ -98,6 +120,42 @@ func FuzzLoad(f *testing.F) {
 		}
 		if diff := cmp.Diff(res.Snapshot, again.Snapshot, cmpOpts); diff != "" {
 			t.Fatalf("Snapshot differs between runs:\n%s", diff)
+		}
+	}
+}
+
+// FuzzMayEndEarly checks that the text mayEndEarly passes over holds one
+// YAML document at most: that the parser, had it been asked, would have
+// found nothing after it.
+func FuzzMayEndEarly(f *testing.F) {
+	for _, s := range []string{
+		npHeader, "{\"a\": 1}\n{\"b\": 2}\n", "  a: 1\nb: 2\n", "a\n...\nb\n", "- a\n- b\n", "a: 1\n%YAML 1.1\n",
+		"# c\n  # d\nfoo\n 'bar'\n", "a: |\n  x\ny: 1\n", "0\n[1]\n", "-\n- 1\n", "_: 1\n\t{b: 1}\n",
+		"0\n:\n", "#\r''0\n", "#\u2028{}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		for {
+			raw, err := r.Read()
+			if err != nil {
+				return
+			}
+			if mayEndEarly(raw) {
+				continue
+			}
+			if _, err := yaml.YAMLToJSONStrict(raw); err != nil {
+				continue
+			}
+			dec := yamlv2.NewDecoder(bytes.NewReader(raw))
+			var node skipNode
+			if dec.Decode(&node) != nil {
+				continue
+			}
+			if err := dec.Decode(&node); !errors.Is(err, io.EOF) {
+				t.Fatalf("mayEndEarly(%q) is false, but the parser finds more after the document: %v", raw, err)
+			}
 		}
 	})
 }

@@ -39,6 +39,7 @@ Usage:
                                       approve identities pending review (see kubectl get npt)
   netpol2authz revoke -n NS NETWORKPOLICY IDENTITY...
                                       revoke approved identities
+  netpol2authz version                print the version (also --version)
   netpol2authz help                   show this help
 
 Run 'netpol2authz COMMAND -h' for the flags of a command.
@@ -50,7 +51,9 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "manager"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		cmd, args = "version", args[1:]
+	} else if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -64,6 +67,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cli.RunApprove(args, stdout, stderr)
 	case "revoke":
 		return cli.RunRevoke(args, stdout, stderr)
+	case "version":
+		return runVersion(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -4,7 +4,17 @@
 # The test control plane (kube-apiserver + etcd) is built from source the same
 # way, from the tools modules under hack/tools/, and cached under bin/k8s/.
 
-IMG ?= ghcr.io/netpol2authz/netpol2authz:latest
+# The release: the VERSION file (see docs/development.md#releasing). make
+# build and the image stamp it into the binary, build-installer renders it into
+# dist/install.yaml and the chart. `make VERSION=...` overrides it.
+VERSION := $(shell cat VERSION)
+# The chart's version: the release without its leading v (SemVer).
+CHART_VERSION = $(VERSION:v%=%)
+# The commit the image is built from, stamped into the binary by the
+# Dockerfile (make build leaves it to the go command, which records it).
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG := github.com/netpol2authz/netpol2authz/internal/version
+IMG ?= ghcr.io/netpol2authz/netpol2authz:$(VERSION)
 
 # Pinned tool versions.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
@@ -93,8 +103,8 @@ verify-generated: manifests generate ## Fail when generated files differ from th
 ##@ Build
 
 .PHONY: build
-build: ## Build the netpol2authz binary into bin/.
-	go build -o $(LOCALBIN)/netpol2authz .
+build: ## Build the netpol2authz binary into bin/, stamped with VERSION.
+	go build -ldflags "-X $(VERSION_PKG).Version=$(VERSION)" -o $(LOCALBIN)/netpol2authz .
 
 .PHONY: demo
 demo: envtest istiod ## Run the operator on a local control plane with config/samples and show what it does (DEMO_KEEP=1 keeps it running).
@@ -110,7 +120,7 @@ PLATFORMS ?= linux/amd64,linux/arm64
 
 .PHONY: docker-build
 docker-build: ## Build the image IMG for the local platform.
-	$(CONTAINER_TOOL) build -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the image IMG.
@@ -118,13 +128,14 @@ docker-push: ## Push the image IMG.
 
 .PHONY: docker-buildx
 docker-buildx: ## Build and push IMG for PLATFORMS (cross-compiled: the builder stage runs on the build platform).
-	$(CONTAINER_TOOL) buildx build --platform=$(PLATFORMS) --push -t $(IMG) .
+	$(CONTAINER_TOOL) buildx build --platform=$(PLATFORMS) --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --push -t $(IMG) .
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Render dist/install.yaml (config/default with image IMG) and sync the chart's CRDs and manager role from config/.
+build-installer: manifests generate kustomize ## Render dist/install.yaml (config/default with image IMG), set the chart's version and appVersion from VERSION and sync its CRDs and manager role from config/.
 	mkdir -p dist
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller=$(IMG)
 	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	sed -i.bak -e 's/^version: .*/version: $(CHART_VERSION)/' -e 's/^appVersion: .*/appVersion: "$(VERSION)"/' dist/chart/Chart.yaml && rm dist/chart/Chart.yaml.bak
 	hack/sync-chart.sh
 
 ##@ Deployment

@@ -217,8 +217,8 @@ func TestChartToggles(t *testing.T) {
 
 func TestChartImage(t *testing.T) {
 	cases := map[string]struct{ values, want string }{
-		"appVersion by default": {"", "ghcr.io/netpol2authz/netpol2authz:0.1.0"},
-		"a tag":                 {"manager: {image: {tag: v1.2.3}}", "ghcr.io/netpol2authz/netpol2authz:v1.2.3"},
+		"appVersion (VERSION) by default": {"", imageRepository + ":" + releaseVersion(t)},
+		"a tag":                           {"manager: {image: {tag: v1.2.3}}", "ghcr.io/netpol2authz/netpol2authz:v1.2.3"},
 		"a digest": {
 			"manager: {image: {repository: example.com/np2a, tag: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}}",
 			"example.com/np2a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",

@@ -141,6 +141,7 @@ type dockerfile struct{ stages []*stage }
 
 type stage struct {
 	image, name, workdir, user string
+	args                       []string // the names the stage's ARGs declare
 	copies                     []dockerCopy
 	runs                       []string
 	entrypoint                 []string
@@ -192,6 +193,11 @@ func parseDockerfile(t *testing.T) dockerfile {
 			df.stages = append(df.stages, cur)
 		case "WORKDIR":
 			cur.workdir = path.Join(cur.workdir, args[0])
+		case "ARG":
+			if cur != nil {
+				name, _, _ := strings.Cut(args[0], "=")
+				cur.args = append(cur.args, name)
+			}
 		case "USER":
 			cur.user = args[0]
 		case "RUN":

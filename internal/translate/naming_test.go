@@ -48,6 +48,22 @@ func TestPolicyName(t *testing.T) {
 	}
 }
 
+// TestOverlayName pins the names of named-port overlays: the hash of the
+// projection, "|" and the overlay's selector, so that an overlay never
+// takes the name of a projection's policy, even one with its labels.
+func TestOverlayName(t *testing.T) {
+	v2 := map[string]string{"app": "web", "version": "v2"}
+	if got, want := overlayName("web", "", v2), "netpol-web-"+hash8("|app=web,version=v2"); got != want {
+		t.Errorf("overlayName = %q, want %q", got, want)
+	}
+	if overlayName("web", "app=web,version=v2", v2) == policyName("web", "app=web,version=v2") {
+		t.Error("an overlay with a projection's labels takes the projection's name")
+	}
+	if overlayName("web", "app=web", v2) == overlayName("web", "", v2) {
+		t.Error("overlays of two projections with one selector share a name")
+	}
+}
+
 func TestLabelValue(t *testing.T) {
 	name63 := strings.Repeat("a", 63)
 	name64 := strings.Repeat("a", 64)

@@ -11,6 +11,9 @@ import (
 // workload selector and the selected pods it applies to.
 type targetGroup struct {
 	name string
+	// key is the projection's setString; empty for the single policy of
+	// a matchLabels or empty podSelector.
+	key string
 	// matchLabels of the workload selector; nil means no selector.
 	matchLabels map[string]string
 	// pods the NetworkPolicy selects that this policy applies to; named
@@ -82,7 +85,7 @@ func (c *tctx) targets(cp *compiledPolicy) ([]targetGroup, []*podInfo) {
 				covered = append(covered, p)
 			}
 		}
-		g := targetGroup{name: name, matchLabels: proj, pods: covered}
+		g := targetGroup{name: name, key: key, matchLabels: proj, pods: covered}
 		if len(proj) == 0 {
 			g.matchLabels = nil
 		}

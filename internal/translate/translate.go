@@ -141,30 +141,60 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 	for i := range cp.rules {
 		froms[i] = c.resolveFrom(&cp.rules[i])
 	}
+	var kept []int
+	rps := make([]*rulePorts, len(cp.rules))
+	for i := range cp.rules {
+		if !froms[i].dropped() {
+			kept = append(kept, i)
+		}
+	}
 	policies := make([]*securityv1.AuthorizationPolicy, 0, len(groups))
 	for gi := range groups {
-		switch groups[gi].overreach {
+		g := &groups[gi]
+		switch g.overreach {
 		case allowAll:
-			policies = append(policies, c.newPolicy(&groups[gi], []*secv1beta1.Rule{{}}))
+			policies = append(policies, c.newPolicy(g, []*secv1beta1.Rule{{}}))
 			continue
 		case allowNothing:
-			policies = append(policies, c.newPolicy(&groups[gi], nil))
+			policies = append(policies, c.newPolicy(g, nil))
 			continue
 		}
-		var rules []*secv1beta1.Rule
-		for i := range cp.rules {
-			if froms[i].dropped() {
-				continue
+		for _, i := range kept {
+			if rps[i] == nil {
+				rps[i] = c.rulePorts(&cp.rules[i])
 			}
-			ports, keep := c.resolvePorts(&cp.rules[i], &groups[gi])
+		}
+		// The base policy selects every pod of the group; overlays open
+		// the named ports that differ between its pods (see planNamedPorts).
+		plan := c.planNamedPorts(g, rps, kept)
+		var rules []*secv1beta1.Rule
+		for _, i := range kept {
+			ports, keep := rps[i].render(false, c.baseNamed(&plan))
 			if !keep {
 				continue
 			}
 			used[i] = true
 			rules = append(rules, newRule(froms[i].sources, ports))
 		}
-		policies = append(policies, c.newPolicy(&groups[gi], rules))
+		policies = append(policies, c.newPolicy(g, rules))
+		for oi := range plan.overlays {
+			o := &plan.overlays[oi]
+			var rules []*secv1beta1.Rule
+			for _, i := range kept {
+				ports, keep := rps[i].render(true, c.overlayNamed(&plan, o))
+				if !keep {
+					continue
+				}
+				used[i] = true
+				rules = append(rules, newRule(froms[i].sources, ports))
+			}
+			// An overlay without rules adds nothing to the base.
+			if len(rules) > 0 {
+				policies = append(policies, c.newPolicy(&o.targetGroup, rules))
+			}
+		}
 	}
+	slices.SortFunc(policies, func(a, b *securityv1.AuthorizationPolicy) int { return cmp.Compare(a.Name, b.Name) })
 	// Peer findings explain the sources of generated rules, or why a rule
 	// lost all its sources; a rule dropped for its ports needs neither.
 	for i, from := range froms {

@@ -11,6 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -189,6 +192,7 @@ func checkInvariants(s Snapshot, o Options, r Result) []string {
 		if t.Principals != len(principals) || t.Rules != rules {
 			fail("%s: counts %d principals, %d rules; want %d, %d", id, t.Principals, t.Rules, len(principals), rules)
 		}
+		errs = append(errs, checkPortsPerPod(s, np, t)...)
 	}
 	return errs
 }
@@ -217,4 +221,120 @@ func anyTCPPort(ports []networkingv1.NetworkPolicyPort, f Fidelity, maxRange int
 		budget -= count
 	}
 	return false
+}
+
+// blindTo says whether a selected pod that gives named port number n has
+// no label that pod w lacks: then every selector of it selects w too,
+// the only reason permissive may open n on w.
+func blindTo(pods []*Pod, npSel labels.Selector, names map[string]bool, w *Pod, n int) bool {
+	for _, d := range pods {
+		if d == w || !npSel.Matches(labels.Set(d.Labels)) || !labels.SelectorFromSet(d.Labels).Matches(labels.Set(w.Labels)) {
+			continue
+		}
+		for _, cp := range d.Ports {
+			if names[cp.Name] && int(cp.Port) == n && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkPortsPerPod checks that a generated policy opens on each pod it
+// selects only ports the NetworkPolicy may open there: a number or range
+// of its rules, or the pod's own number of a named port of its rules.
+// Only permissive's reported fallback (NamedPortVaries naming the pod) may
+// open a named port's number on a pod that lacks it, and only where a pod
+// that has it cannot be selected without this one. And a policy that
+// limits ports selects only pods the NetworkPolicy selects: overlays and
+// projections never reach others.
+func checkPortsPerPod(s Snapshot, np *networkingv1.NetworkPolicy, t Translation) []string {
+	if len(t.Policies) == 0 {
+		return nil
+	}
+	var errs []string
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	id := np.Namespace + "/" + np.Name
+	npSel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: policies generated for an invalid podSelector", id)}
+	}
+	// The pods as the engine counts them: one per namespace and name.
+	var pods []*Pod
+	for i := range s.Pods {
+		if p := &s.Pods[i]; p.Counts() && p.Namespace == np.Namespace {
+			pods = append(pods, p)
+		}
+	}
+	slices.SortFunc(pods, ComparePods)
+	pods = slices.CompactFunc(pods, func(a, b *Pod) bool { return a.Name == b.Name })
+
+	// What the rules may open: numbers and ranges, and named ports.
+	type span struct{ first, last int32 }
+	var spans []span
+	names := map[string]bool{}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) || p.Port == nil {
+				continue
+			}
+			if p.Port.Type == intstr.String {
+				names[p.Port.StrVal] = true
+				continue
+			}
+			last := p.Port.IntVal
+			if p.EndPort != nil {
+				last = *p.EndPort
+			}
+			spans = append(spans, span{p.Port.IntVal, last})
+		}
+	}
+	widened := map[ObjectRef]bool{}
+	if t.Fidelity == FidelityPermissive {
+		for _, f := range t.Findings {
+			if f.Type == NamedPortVaries {
+				for _, o := range f.Objects {
+					widened[o] = true
+				}
+			}
+		}
+	}
+	for _, ap := range t.Policies {
+		var opened []int
+		for _, rule := range ap.Spec.Rules {
+			for _, to := range rule.To {
+				for _, p := range to.GetOperation().GetPorts() {
+					if n, err := strconv.Atoi(p); err == nil {
+						opened = append(opened, n)
+					}
+				}
+			}
+		}
+		if len(opened) == 0 {
+			continue
+		}
+		sel := labels.SelectorFromSet(ap.Spec.GetSelector().GetMatchLabels())
+		for _, pod := range pods {
+			if !sel.Matches(labels.Set(pod.Labels)) {
+				continue
+			}
+			if !npSel.Matches(labels.Set(pod.Labels)) {
+				fail("%s: policy %s limits ports on pod %s, which the NetworkPolicy does not select", id, ap.Name, pod.Name)
+				continue
+			}
+			ref := podRef(&podInfo{pod: pod})
+			for _, n := range opened {
+				ok := slices.ContainsFunc(spans, func(s span) bool { return s.first <= int32(n) && int32(n) <= s.last })
+				for _, cp := range pod.Ports {
+					if names[cp.Name] && int(cp.Port) == n && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP) {
+						ok = true
+					}
+				}
+				if !ok && !(widened[ref] && blindTo(pods, npSel, names, pod, n)) {
+					fail("%s: policy %s opens port %d on pod %s, which neither the rules nor its named ports give", id, ap.Name, n, pod.Name)
+				}
+			}
+		}
+	}
+	return errs
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -28,6 +29,7 @@ type managerOptions struct {
 	rootNamespace          string
 	istioNamespace         string
 	maxPortRange           int
+	resyncPeriod           time.Duration
 }
 
 func runManager(args []string, stderr io.Writer) int {
@@ -45,6 +47,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.rootNamespace, "root-namespace", "", "Istio root namespace, never acted in (default: rootNamespace of the mesh config, else the Istio namespace).")
 	fs.StringVar(&o.istioNamespace, "istio-namespace", operator.DefaultIstioNamespace, "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
 	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports the port+endPort ranges of one NetworkPolicy rule may expand to together.")
+	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often every NetworkPolicy is reconciled again although nothing changed, a last line of defence against a missed event; it writes nothing when everything is right.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +79,7 @@ func runManager(args []string, stderr io.Writer) int {
 		RootNamespace:  o.rootNamespace,
 		IstioNamespace: o.istioNamespace,
 		MaxPortRange:   o.maxPortRange,
+		ResyncPeriod:   o.resyncPeriod,
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 operator.Scheme(),

@@ -81,7 +81,7 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	m := operator.Mapper{Client: mgr.GetClient()}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
-		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, operator.Resynced()))).
 		Owns(&securityv1.AuthorizationPolicy{}).
 		Owns(&policyv1alpha1.NetworkPolicyTranslation{}).
 		Watches(&securityv1.AuthorizationPolicy{}, handler.EnqueueRequestsFromMapFunc(m.ConflictRequests)).

@@ -37,11 +37,13 @@ func (o *operatorRun) Stop() {
 	Eventually(o.done, timeout, interval).Should(BeClosed())
 }
 
-func startOperator() *operatorRun {
+func startOperator() *operatorRun { return startOperatorWith(operator.Settings{IstioNamespace: istioNamespace}) }
+
+// startOperatorWith starts an operator with settings.
+func startOperatorWith(settings operator.Settings) *operatorRun {
 	run := &operatorRun{done: make(chan struct{}), writes: &atomic.Int64{}}
 	c := rest.CopyConfig(cfg)
 	c.WrapTransport = countWrites(run.writes)
-	settings := operator.Settings{IstioNamespace: istioNamespace}
 	mgr, err := ctrl.NewManager(c, ctrl.Options{
 		Scheme:                 testSch,
 		Cache:                  operator.CacheOptions(settings),

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/operator"
 )
 
 // reconciles reads controller-runtime's count of finished reconciles.
@@ -99,5 +101,21 @@ var _ = Describe("The steady state", func() {
 		By("the metrics tell the same story")
 		Expect(gauge("netpol2authz_findings", map[string]string{"type": "SharedIdentity", "namespace": ns})).To(Equal(3.0))
 		Expect(gauge("netpol2authz_generated_policies", nil)).To(BeNumerically(">=", 3))
+	})
+
+	It("reconciles everything again at each periodic resync, and writes nothing", func() {
+		ns := optedInNamespace("resync", "enforce")
+		newPod(ns, "db-0", map[string]string{"app": "db"}, "db")
+		newPod(ns, "api-0", map[string]string{"app": "api"}, "api")
+		newAllowPolicy(ns, "db", map[string]string{"app": "db"}, 5432, peerPods(map[string]string{"app": "api"}))
+		Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
+
+		op.Stop()
+		op = startOperatorWith(operator.Settings{IstioNamespace: istioNamespace, ResyncPeriod: 2 * time.Second})
+		DeferCleanup(func() { op.Stop(); op = startOperator() })
+		waitSettled()
+		before := reconciles()
+		Consistently(op.Writes, 3*steadyFor, interval).Should(BeZero(), "a resync of a cluster at rest writes nothing")
+		Expect(reconciles()).To(BeNumerically(">", before+1), "the resyncs reconciled the NetworkPolicies again")
 	})
 })

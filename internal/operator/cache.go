@@ -1,6 +1,8 @@
 package operator
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -12,7 +14,12 @@ import (
 // ConfigMaps are cached only for the mesh config, one object in one
 // namespace.
 func CacheOptions(s Settings) cache.Options {
+	var resync *time.Duration
+	if s.ResyncPeriod > 0 {
+		resync = &s.ResyncPeriod
+	}
 	return cache.Options{
+		SyncPeriod:       resync,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}: {Transform: TransformPod},

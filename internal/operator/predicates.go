@@ -55,6 +55,19 @@ func containerPorts(p *corev1.Pod) [][]corev1.ContainerPort {
 	return out
 }
 
+// Resynced passes the updates of a periodic resync: the informer hands every
+// object again, unchanged (same resourceVersion).
+func Resynced() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetResourceVersion() == e.ObjectNew.GetResourceVersion()
+		},
+	}
+}
+
 // NamespaceChanged passes namespace creations (but those of the initial
 // list) and deletions, and updates that change its labels or its
 // netpol2authz annotations.

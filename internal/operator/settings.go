@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +41,11 @@ type Settings struct {
 	// MaxPortRange caps the ports the port+endPort ranges of one rule expand to
 	// (--max-port-range); zero means the engine's default.
 	MaxPortRange int
+	// ResyncPeriod is how often every NetworkPolicy is reconciled again
+	// although nothing changed, a last line of defence against a missed
+	// event (--resync-period); zero means controller-runtime's default
+	// (about 10 hours, jittered).
+	ResyncPeriod time.Duration
 }
 
 func (s Settings) istioNamespace() string { return cmp.Or(s.IstioNamespace, DefaultIstioNamespace) }

@@ -37,7 +37,9 @@ func (o *operatorRun) Stop() {
 	Eventually(o.done, timeout, interval).Should(BeClosed())
 }
 
-func startOperator() *operatorRun { return startOperatorWith(operator.Settings{IstioNamespace: istioNamespace}) }
+func startOperator() *operatorRun {
+	return startOperatorWith(operator.Settings{IstioNamespace: istioNamespace})
+}
 
 // startOperatorWith starts an operator with settings.
 func startOperatorWith(settings operator.Settings) *operatorRun {

@@ -2,7 +2,6 @@ package operator
 
 import (
 	"maps"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -39,7 +38,6 @@ func podDiffers(a, b *corev1.Pod) bool {
 		a.Spec.ServiceAccountName != b.Spec.ServiceAccountName ||
 		a.Status.Phase != b.Status.Phase ||
 		a.Status.PodIP != b.Status.PodIP ||
-		!slices.Equal(a.Status.PodIPs, b.Status.PodIPs) ||
 		a.Spec.HostNetwork != b.Spec.HostNetwork ||
 		hasSidecar(a) != hasSidecar(b) ||
 		!equality.Semantic.DeepEqual(containerPorts(a), containerPorts(b))

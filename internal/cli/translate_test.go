@@ -44,6 +44,11 @@ var translateCases = map[string]goldenCase{
 	// The strict checks in flow-style documents, and two JSON objects
 	// without a --- between them.
 	"flow-style-yaml-broken": {args: []string{"-f", "in"}, exit: ExitBadInput},
+	// A demo app's repository: manifests next to a dashboard, test results,
+	// a package.json and a Helm chart's Chart.yaml and values.yaml, which are
+	// not Kubernetes objects: skipped and named in the report, not findings
+	// (--fail-on warning passes).
+	"not-manifests": {args: []string{"-f", "in", "--fail-on", "warning"}, exit: ExitOK},
 	// A dump whose objects carry a status, "status: {}" on NetworkPolicies.
 	"status-in-dump": {args: []string{"-f", "in"}, exit: ExitOK},
 	"json-output": {

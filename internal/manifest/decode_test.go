@@ -85,7 +85,7 @@ kind: Deployment
 metadata: {name: old}
 `,
 			wantDocs:    3,
-			wantSkipped: map[string]int{"(no apiVersion and kind)": 1, "kustomize.config.k8s.io/v1beta1/Kustomization": 1, "apps/v1beta1/Deployment": 1},
+			wantSkipped: map[string]int{"(not a Kubernetes object) in.yaml": 1, "kustomize.config.k8s.io/v1beta1/Kustomization": 1, "apps/v1beta1/Deployment": 1},
 		},
 	}
 	for name, tc := range tests {
@@ -275,5 +275,57 @@ func TestDecodeReadsYAMLAndJSON(t *testing.T) {
 				t.Errorf("namespaces (-want,+got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// What is not a Kubernetes manifest is skipped, never an error: counted in
+// Skipped under its file, and named in NotObjects. A broken manifest is
+// still an error.
+func TestDecodeSkipsWhatIsNotAnObject(t *testing.T) {
+	res, err := Decode(inputs(
+		"results.json", `[{"test": "a", "result": "pass"}, {"test": "b", "result": "fail"}]`,
+		"package.json", `{"name": "demo", "version": "1.0.0", "scripts": {"test": "jest"}}`,
+		"values.yaml", "replicaCount: 3\n---\n- a\n- b\n---\nplain text\n---\n42\n",
+		"Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+		"datasources.yaml", "apiVersion: 1\ndatasources: [{name: Prometheus, type: prometheus}]\n",
+		"video.json", `{"kind": "youtube#video", "etag": "x", "id": "abc"}`,
+		"list.yaml", "apiVersion: v1\nkind: List\nitems:\n- {name: not-an-object}\n- "+strings.ReplaceAll(namespace("a"), "\n", "\n  "),
+	), Options{})
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	wantSkipped := map[string]int{
+		"(not a Kubernetes object) results.json":     1,
+		"(not a Kubernetes object) package.json":     1,
+		"(not a Kubernetes object) values.yaml":      4,
+		"(not a Kubernetes object) Chart.yaml":       1,
+		"(not a Kubernetes object) datasources.yaml": 1,
+		"(not a Kubernetes object) video.json":       1,
+		"(not a Kubernetes object) list.yaml":        1,
+	}
+	if diff := cmp.Diff(wantSkipped, res.Stats.Skipped); diff != "" {
+		t.Errorf("Skipped (-want,+got):\n%s", diff)
+	}
+	var got []string
+	for _, n := range res.Stats.NotObjects {
+		got = append(got, n.String())
+	}
+	want := []string{
+		"results.json:1: document 1: not a mapping but a list",
+		"package.json:1: document 1: no apiVersion and kind",
+		"values.yaml:1: document 1: no apiVersion and kind",
+		"values.yaml:3: document 2: not a mapping but a list",
+		"values.yaml:6: document 3: not a mapping but a string",
+		"values.yaml:8: document 4: not a mapping but a number",
+		"Chart.yaml:1: document 1: an apiVersion but no kind and no metadata",
+		"datasources.yaml:1: document 1: an apiVersion but no kind and no metadata",
+		"video.json:1: document 1: no apiVersion, and its kind is not a Kubernetes kind",
+		"list.yaml:1: document 1, items[0]: no apiVersion and kind",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("NotObjects (-want,+got):\n%s", diff)
+	}
+	if res.Stats.Documents != 10 || len(res.Snapshot.Namespaces) != 1 {
+		t.Errorf("Documents = %d, Namespaces = %v", res.Stats.Documents, res.Snapshot.Namespaces)
 	}
 }

@@ -65,9 +65,15 @@ func TestDecodeErrors(t *testing.T) {
 				`in.yaml:5: document 2 (Pod): metadata.name: cannot use a JSON array as a string`,
 			},
 		},
-		"not an object": {
-			input: "- a\n- b\n",
-			want:  []string{`in.yaml:1: document 1: not a Kubernetes object: want a mapping with apiVersion and kind`},
+		// What is not a manifest is skipped (TestDecodeSkipsWhatIsNotAnObject);
+		// what is a broken one is not.
+		"an item of a List that is not an object": {
+			input: "apiVersion: v1\nkind: List\nitems: [[a]]\n",
+			want:  []string{`in.yaml:1: document 1, items[0]: not a Kubernetes object: want a mapping with apiVersion and kind`},
+		},
+		"apiVersion and metadata without kind": {
+			input: "apiVersion: v1\nmetadata: {name: p}\n",
+			want:  []string{`in.yaml:1: document 1 (p): kind: required`},
 		},
 		"kind without apiVersion": {
 			input: "kind: Pod\nmetadata: {name: p}\n",

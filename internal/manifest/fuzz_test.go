@@ -52,6 +52,12 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\", \"labels\": {\"x\": \"a\\/b\"}}}\n{\"apiVersion\": \"v1\"}"))
 	f.Add([]byte("  apiVersion: v1\nkind: Namespace\n---\n[1, 2]\n...\nmore\n"))
 	f.Add([]byte("\xef\xbb\xbfapiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}"))
+	// What is not a Kubernetes object: a JSON array, a Helm Chart.yaml, a
+	// Grafana provisioning file, an API response, a List item without kind.
+	f.Add([]byte(`[{"test": "a", "result": "pass"}, 1, "x", true]`))
+	f.Add([]byte("apiVersion: v2\nname: shop\nversion: 0.1.0\n---\napiVersion: 1\ndatasources: []\n---\n42\n---\n\"text\"\n"))
+	f.Add([]byte(`{"kind": "youtube#video", "id": "x"}` + "\n" + `{"apiVersion": "v1", "metadata": {"name": "p"}}`))
+	f.Add([]byte("apiVersion: v1\nkind: List\nitems: [{name: x}, [a], null, {apiVersion: '', kind: ''}]\n"))
 	f.Add([]byte(approvalHeader + "spec:\n  identities: [serviceaccount/shop/web, namespace/ops, sa/shop/api, ns/Ops, serviceaccount/shop/web]\n"))
 	f.Add([]byte(`{"apiVersion":"policy.netpol2authz.io/v1alpha1","kind":"IdentityApprovalList","items":[{"metadata":{"name":"db","namespace":"shop"},"spec":{"identities":["namespace/ops"]}}]}`))
 

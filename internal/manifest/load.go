@@ -82,8 +82,13 @@ type Stats struct {
 	Documents int
 	// Objects read, by kind (List items included).
 	Objects map[string]int
-	// Skipped objects of kinds not read, by "apiVersion/kind".
+	// Skipped objects of kinds not read, by "apiVersion/kind", and
+	// documents that are not Kubernetes objects, by file (NotObjectKey).
 	Skipped map[string]int
+	// NotObjects are the documents (and List items) skipped because they
+	// are not Kubernetes objects, in input order: a JSON array, a values
+	// file, a package.json. Each is also counted in Skipped.
+	NotObjects []NotObject
 	// Templates is the number of workloads whose pod template stands for
 	// their pods.
 	Templates int
@@ -93,6 +98,32 @@ type Stats struct {
 	// PartialNamespaces are namespaces referenced but not in the input,
 	// known to the engine by name only.
 	PartialNamespaces []string
+}
+
+// NotObject is a document, or an item of a List, that is not a Kubernetes
+// object, and was skipped.
+type NotObject struct {
+	File string
+	// Line is the first line of the document; 0 when unknown.
+	Line int
+	// Document is its 1-based index in File.
+	Document int
+	// Item is its index in a List ("items[3]"); empty for a document.
+	Item string
+	// Reason says why it is not a Kubernetes object.
+	Reason string
+}
+
+// String names it the way an Error names a place: "file:line: document N:
+// reason".
+func (n NotObject) String() string {
+	return (&Error{File: n.File, Line: n.Line, Document: n.Document, Item: n.Item, Err: errors.New(n.Reason)}).Error()
+}
+
+// NotObjectKey is the key of Stats.Skipped that counts the documents of file
+// that are not Kubernetes objects.
+func NotObjectKey(file string) string {
+	return "(not a Kubernetes object) " + file
 }
 
 // Load reads paths (files, directories walked recursively for .yaml, .yml

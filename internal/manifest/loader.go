@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -117,8 +118,20 @@ func (l *loader) object(d document, item string, data []byte, listAPIVersion, it
 
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil || top == nil {
-		l.errs = append(l.errs, p.error("", errors.New("not a Kubernetes object: want a mapping with apiVersion and kind")))
+		if item != "" {
+			// A List holds objects: this one is broken.
+			l.errs = append(l.errs, p.error("", errors.New("not a Kubernetes object: want a mapping with apiVersion and kind")))
+			return
+		}
+		// A JSON array of results, a list of values: not a manifest.
+		l.notObject(p, "not a mapping but "+jsonKind(data))
 		return
+	}
+	if itemKind == "" {
+		if reason := notObjectReason(top); reason != "" {
+			l.notObject(p, reason)
+			return
+		}
 	}
 	apiVersion, err1 := stringField(top, "apiVersion")
 	kind, err2 := stringField(top, "kind")
@@ -150,9 +163,8 @@ func (l *loader) object(d document, item string, data []byte, listAPIVersion, it
 
 	switch {
 	case apiVersion == "" && kind == "":
-		// Not a Kubernetes object: a values file, a kustomization without
-		// kind. Counted, so the report shows it was seen.
-		l.stats.Skipped["(no apiVersion and kind)"]++
+		// apiVersion: "" and kind: "" are as good as none.
+		l.notObject(p, "no apiVersion and kind")
 		return
 	case kind == "":
 		l.errs = append(l.errs, p.error("kind", errors.New("required")))
@@ -217,6 +229,69 @@ func (l *loader) list(p place, raw json.RawMessage, apiVersion, kind string, dep
 		}
 		l.object(p.doc, label, it, apiVersion, itemKind, depth+1)
 	}
+}
+
+// notObject records a document or List item that is not a Kubernetes
+// object, skipped: counted under its file, so the report names it.
+func (l *loader) notObject(p place, reason string) {
+	l.stats.Skipped[NotObjectKey(p.doc.file)]++
+	l.stats.NotObjects = append(l.stats.NotObjects, NotObject{
+		File: p.doc.file, Line: p.doc.line, Document: p.doc.index, Item: p.item, Reason: reason,
+	})
+}
+
+// notObjectReason says why a mapping is not a Kubernetes object, or "" when
+// it is one (it may still be a broken one, which is an error): a Kubernetes
+// object has an apiVersion and a kind, and a broken one at least a kind, or
+// an apiVersion and metadata. What has neither is a values file, a
+// package.json, a dashboard; what has only an apiVersion that is not a
+// string, or no metadata, a Helm Chart.yaml or a Grafana provisioning file;
+// what has only a kind that is not a Kubernetes kind, an API response
+// ("kind": "youtube#video").
+func notObjectReason(top map[string]json.RawMessage) string {
+	apiVersion, hasAPIVersion := top["apiVersion"]
+	hasAPIVersion = hasAPIVersion && !bytes.Equal(apiVersion, []byte("null"))
+	kind, hasKind := top["kind"]
+	hasKind = hasKind && !bytes.Equal(kind, []byte("null"))
+	switch {
+	case hasAPIVersion && hasKind:
+		return ""
+	case !hasAPIVersion && !hasKind:
+		return "no apiVersion and kind"
+	case hasKind:
+		var k string
+		if json.Unmarshal(kind, &k) == nil && kindName.MatchString(k) {
+			return ""
+		}
+		return "no apiVersion, and its kind is not a Kubernetes kind"
+	default:
+		var v string
+		_, hasMetadata := top["metadata"]
+		if json.Unmarshal(apiVersion, &v) == nil && v != "" && hasMetadata {
+			return ""
+		}
+		return "an apiVersion but no kind and no metadata"
+	}
+}
+
+// kindName matches what may be the kind of a Kubernetes object.
+var kindName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+
+// jsonKind names the kind of a JSON value that is not an object.
+func jsonKind(data []byte) string {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return "nothing"
+	}
+	switch data[0] {
+	case '[':
+		return "a list"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
 }
 
 func stringField(top map[string]json.RawMessage, name string) (string, error) {

@@ -10,9 +10,10 @@
 VERSION := $(shell cat VERSION)
 # The chart's version: the release without its leading v (SemVer).
 CHART_VERSION = $(VERSION:v%=%)
-# The commit the image is built from, stamped into the binary by the
-# Dockerfile (make build leaves it to the go command, which records it).
-COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+# The commit built, with -dirty when tracked files have changes, stamped into
+# the binary by make build and the Dockerfile (the go command's own record is
+# off under GOFLAGS=-buildvcs=false, and the image's context has no .git).
+COMMIT = $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
 VERSION_PKG := github.com/netpol2authz/netpol2authz/internal/version
 IMG ?= ghcr.io/netpol2authz/netpol2authz:$(VERSION)
 
@@ -87,6 +88,42 @@ vet: ## Run go vet.
 test: manifests generate fmt-check vet envtest istiod kustomize helm check-alerts ## Generate, check formatting, vet, and run every test against a real kube-apiserver, etcd and istiod.
 	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(GO_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
 
+# test-unit and test-integration split what make test runs. A test starts a
+# control plane (kube-apiserver and etcd, and istiod for test/istio) through
+# internal/testenv only, so the packages that import it (in code or tests) are
+# the integration ones; every other package is a unit one. internal/cli has
+# both: its live tests (CLI_LIVE_TESTS) start a control plane, the rest do not.
+MODULE := github.com/netpol2authz/netpol2authz
+TESTENV_PKG := $(MODULE)/internal/testenv
+CLI_PKG := ./internal/cli
+CLI_LIVE_TESTS ?= ^TestVerifyLive
+list-testenv-importers = go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
+	awk '{ for (i = 2; i <= NF; i++) if ($$i == "$(TESTENV_PKG)") { print $$1; next } }'
+INTEGRATION_PACKAGES = $(filter-out $(CLI_PKG),$(patsubst $(MODULE)%,.%,$(shell $(list-testenv-importers))))
+UNIT_PACKAGES = $(filter-out $(INTEGRATION_PACKAGES),$(patsubst $(MODULE)%,.%,$(shell go list ./...)))
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no control plane, in seconds (engine, verify, manifests, synth, operator units, CLI goldens).
+	go test $(UNIT_PACKAGES) -count=1 -skip '$(CLI_LIVE_TESTS)' $(TEST_ARGS)
+
+.PHONY: test-integration
+test-integration: manifests generate envtest istiod kustomize helm ## Run the tests that start kube-apiserver and etcd (istiod too for test/istio): controllers, internal/cli's live tests, the demo, test/install, test/istio.
+	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(INTEGRATION_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
+	go test $(CLI_PKG) -count=1 -run '$(CLI_LIVE_TESTS)' $(TEST_ARGS)
+
+# Each fuzz target runs for FUZZTIME; go test fuzzes one target at a time.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target (every func Fuzz* of the tests) for FUZZTIME (10s) in turn.
+	@grep -rl --include='*_test.go' --exclude-dir=bin --exclude-dir=.git '^func Fuzz' . | sort | while read -r f; do \
+		pkg="./$$(dirname "$${f#./}")"; \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "go test $$pkg -run '^\$$' -fuzz '^$$fn\$$' -fuzztime $(FUZZTIME)"; \
+			go test "$$pkg" -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $(FUZZ_ARGS) || exit 1; \
+		done; \
+	done
+
 .PHONY: check-alerts
 check-alerts: promtool ## Check the chart's alerting rules and run their unit tests with promtool.
 	"$(PROMTOOL)" check rules --lint-fatal dist/chart/files/prometheus-rules.yaml
@@ -103,8 +140,8 @@ verify-generated: manifests generate ## Fail when generated files differ from th
 ##@ Build
 
 .PHONY: build
-build: ## Build the netpol2authz binary into bin/, stamped with VERSION.
-	go build -ldflags "-X $(VERSION_PKG).Version=$(VERSION)" -o $(LOCALBIN)/netpol2authz .
+build: ## Build the netpol2authz binary into bin/, stamped with VERSION and COMMIT.
+	go build -ldflags "-X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT)" -o $(LOCALBIN)/netpol2authz .
 
 .PHONY: demo
 demo: envtest istiod ## Run the operator on a local control plane with config/samples and show what it does (DEMO_KEEP=1 keeps it running).

@@ -148,8 +148,8 @@ func splitYAML(file string, data []byte) []document {
 }
 
 // errTrailingContent is what trailingContent reports.
-var errTrailingContent = errors.New("the document goes on after its end (a second JSON object, or text after \"...\"): " +
-	"separate YAML documents with a --- line")
+var errTrailingContent = errors.New("text follows the end of the YAML document " +
+	"(a second {...}, a first line indented more than the next, or text after \"...\"): separate documents with a --- line")
 
 // trailingContent returns an error when raw, the text between two
 // separators, holds more than the one document that YAMLToJSON converts:

@@ -192,16 +192,16 @@ metadata: {name: [a]}
 		// go-yaml reads the first document and would drop the rest unseen.
 		"two JSON objects without a separator among YAML documents": {
 			input: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"b\"}}\n{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"c\"}}\n",
-			want:  []string{`in.yaml:5: document 2: the document goes on after its end (a second JSON object, or text after "..."): separate YAML documents with a --- line`},
+			want:  []string{`in.yaml:5: document 2: text follows the end of the YAML document (a second {...}, a first line indented more than the next, or text after "..."): separate documents with a --- line`},
 		},
 		"a first line indented deeper than the next": {
 			input: "  apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
-			want:  []string{`in.yaml:1: document 1: the document goes on after its end (a second JSON object, or text after "..."): separate YAML documents with a --- line`},
+			want:  []string{`in.yaml:1: document 1: text follows the end of the YAML document (a second {...}, a first line indented more than the next, or text after "..."): separate documents with a --- line`},
 		},
 		// A broken JSON stream in a .yaml file is reported as YAML.
 		"broken JSON stream in a YAML file": {
 			input: "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n{\"apiVersion\": \n}",
-			want:  []string{`in.yaml:1: document 1: the document goes on after its end (a second JSON object, or text after "..."): separate YAML documents with a --- line`},
+			want:  []string{`in.yaml:1: document 1: text follows the end of the YAML document (a second {...}, a first line indented more than the next, or text after "..."): separate documents with a --- line`},
 		},
 		"lines of a file with CRLF line ends and no newline at the end": {
 			input: "apiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}\r\n---\r\napiVersion: v1\r\nkind: Pod\r\nmetadata: {name: [p]}",

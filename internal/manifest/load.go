@@ -6,7 +6,10 @@
 // Decoding is strict, like the API server: a misspelt field in a kind that is
 // read is an error, and every error names its file, document, object and
 // field. A broken document never hides the others: all errors come back
-// together, in input order.
+// together, in input order. What is not a Kubernetes object at all (a JSON
+// array, a package.json, a values file) is no error: it is skipped, and
+// counted and named in Stats. Status is what a server wrote: only a Pod's is
+// read.
 package manifest
 
 import (

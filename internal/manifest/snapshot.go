@@ -193,24 +193,10 @@ func podFromPod(p *corev1.Pod, ns translate.Namespace) translate.Pod {
 	return out
 }
 
-// hasSidecar reports whether an admitted pod has an Istio sidecar: a
-// container or init container named istio-proxy, or the status annotation
-// the injector writes.
+// hasSidecar reports whether an admitted pod has an Istio sidecar, as the
+// operator decides it.
 func hasSidecar(meta *metav1.ObjectMeta, spec *corev1.PodSpec) bool {
-	if _, ok := meta.Annotations[annotationStatus]; ok {
-		return true
-	}
-	for _, c := range spec.Containers {
-		if c.Name == containerIstioProxy {
-			return true
-		}
-	}
-	for _, c := range spec.InitContainers {
-		if c.Name == containerIstioProxy {
-			return true
-		}
-	}
-	return false
+	return translate.HasSidecar(meta.Annotations, spec)
 }
 
 // inferSidecar guesses whether pods made from a template will get an Istio
@@ -258,27 +244,10 @@ func serviceAccount(spec *corev1.PodSpec) string {
 	return spec.DeprecatedServiceAccount
 }
 
-// containerPorts lists the ports of all containers, and of init containers
-// that keep running beside them (restartPolicy: Always, "native sidecars"),
-// since those serve traffic too.
+// containerPorts lists the ports a named port can resolve to, as the
+// operator lists them.
 func containerPorts(spec *corev1.PodSpec) []translate.ContainerPort {
-	var out []translate.ContainerPort
-	add := func(cs []corev1.Container) {
-		for _, c := range cs {
-			for _, p := range c.Ports {
-				out = append(out, translate.ContainerPort{Name: p.Name, Port: p.ContainerPort, Protocol: p.Protocol})
-			}
-		}
-	}
-	add(spec.Containers)
-	var sidecars []corev1.Container
-	for _, c := range spec.InitContainers {
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			sidecars = append(sidecars, c)
-		}
-	}
-	add(sidecars)
-	return out
+	return translate.ContainerPortsOf(spec)
 }
 
 // expandWorkloads turns workloads into template pods, one per workload,

@@ -9,27 +9,11 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// Istio's marks of a pod with a sidecar.
-const (
-	sidecarContainer  = "istio-proxy"
-	sidecarAnnotation = "sidecar.istio.io/status"
-)
+const sidecarAnnotation = "sidecar.istio.io/status"
 
-// hasSidecar says whether a pod carries Istio's sidecar: a container or init
-// container named istio-proxy, or the sidecar.istio.io/status annotation.
-func hasSidecar(p *corev1.Pod) bool {
-	if _, ok := p.Annotations[sidecarAnnotation]; ok {
-		return true
-	}
-	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
-		for i := range cs {
-			if cs[i].Name == sidecarContainer {
-				return true
-			}
-		}
-	}
-	return false
-}
+// hasSidecar says whether a pod carries Istio's sidecar, as the engine's
+// one rule says.
+func hasSidecar(p *corev1.Pod) bool { return translate.HasSidecar(p.Annotations, &p.Spec) }
 
 // EnginePod is the part of a pod the engine reads, as the operator gathers
 // it.
@@ -42,16 +26,10 @@ func EnginePod(p *corev1.Pod) translate.Pod {
 		Phase:          p.Status.Phase,
 		HostNetwork:    p.Spec.HostNetwork,
 		Sidecar:        hasSidecar(p),
+		Ports:          translate.ContainerPortsOf(&p.Spec),
 	}
 	if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
 		out.IP = ip
-	}
-	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
-		for i := range cs {
-			for _, cp := range cs[i].Ports {
-				out.Ports = append(out.Ports, translate.ContainerPort{Name: cp.Name, Port: cp.ContainerPort, Protocol: cp.Protocol})
-			}
-		}
 	}
 	return out
 }
@@ -92,12 +70,14 @@ func TransformPod(in any) (any, error) {
 	return out, nil
 }
 
-// portsOnly keeps the name and ports of the containers that declare ports.
+// portsOnly keeps the name, ports and restart policy (which makes an init
+// container a native sidecar, whose ports count) of the containers that
+// declare ports.
 func portsOnly(in []corev1.Container) []corev1.Container {
 	var out []corev1.Container
 	for i := range in {
 		if len(in[i].Ports) > 0 {
-			out = append(out, corev1.Container{Name: in[i].Name, Ports: in[i].Ports})
+			out = append(out, corev1.Container{Name: in[i].Name, Ports: in[i].Ports, RestartPolicy: in[i].RestartPolicy})
 		}
 	}
 	return out

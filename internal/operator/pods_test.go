@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
 func fullPod() *corev1.Pod {
@@ -101,5 +103,33 @@ func TestPodChanged(t *testing.T) {
 				t.Errorf("PodChanged = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestEnginePodInitContainerPorts: the operator resolves named ports on the
+// same containers as the offline loader (translate.ContainerPortsOf): its
+// containers and native sidecars, not init containers that have exited,
+// also after the cache's transform.
+func TestEnginePodInitContainerPorts(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	p := &corev1.Pod{Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{
+			{Name: "migrate", Ports: []corev1.ContainerPort{{Name: "setup", ContainerPort: 9000}}},
+			{Name: "proxy", RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "proxy", ContainerPort: 15001}}},
+		},
+		Containers: []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
+	}}
+	want := []translate.ContainerPort{{Name: "http", Port: 8080}, {Name: "proxy", Port: 15001}}
+	cached, err := TransformPod(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pod := range map[string]*corev1.Pod{"pod": p, "cached pod": cached.(*corev1.Pod)} {
+		if diff := cmp.Diff(want, EnginePod(pod).Ports); diff != "" {
+			t.Errorf("%s: ports (-want,+got):\n%s", name, diff)
+		}
+		if diff := cmp.Diff(translate.ContainerPortsOf(&p.Spec), EnginePod(pod).Ports); diff != "" {
+			t.Errorf("%s: the operator and the offline loader disagree (-loader,+operator):\n%s", name, diff)
+		}
 	}
 }

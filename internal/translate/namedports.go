@@ -61,7 +61,7 @@ const maxPairSearch = 12
 type portPlan struct {
 	group *targetGroup
 	// vary are the named ports whose numbers differ between the group's
-	// pods; empty when the group needs no overlay.
+	// pods; nil when the group needs no overlay.
 	vary map[string]bool
 	// base is set when some pods of the group cannot be told apart from
 	// all the others: the base resolves the varying ports as a fallback.
@@ -90,23 +90,33 @@ type fallback struct {
 
 // planNamedPorts decides the overlays of group g for the rules kept.
 func (c *tctx) planNamedPorts(g *targetGroup, rps []*rulePorts, kept []int) portPlan {
-	plan := portPlan{group: g, vary: map[string]bool{}}
+	plan := portPlan{group: g}
 	if g.overreach != noOverreach || len(g.pods) < 2 {
 		return plan
 	}
-	names := map[string]bool{}
+	var names map[string]bool
 	for _, i := range kept {
 		if rps[i].limited() {
 			for _, p := range rps[i].named {
+				if names == nil {
+					names = map[string]bool{}
+				}
 				names[p.name] = true
 			}
 		}
 	}
+	if names == nil {
+		return plan
+	}
 	var varying []string
+	var firstBuf, buf [8]int32
 	for _, n := range slices.Sorted(maps.Keys(names)) {
-		first := portNumbers(g.pods[0], n)
+		first := appendPortNumbers(firstBuf[:0], g.pods[0], n)
 		for _, p := range g.pods[1:] {
-			if !slices.Equal(first, portNumbers(p, n)) {
+			if !slices.Equal(first, appendPortNumbers(buf[:0], p, n)) {
+				if plan.vary == nil {
+					plan.vary = map[string]bool{}
+				}
 				plan.vary[n] = true
 				varying = append(varying, n)
 				break
@@ -370,7 +380,11 @@ func (c *tctx) baseNamed(plan *portPlan) func(*compiledPort) []int32 {
 	return func(p *compiledPort) []int32 {
 		switch {
 		case !plan.vary[p.name]:
-			return c.resolveNamed(p, plan.group.name, plan.group.pods, nil)
+			// Every pod of the group agrees on it.
+			if len(plan.group.pods) == 0 {
+				return nil
+			}
+			return portNumbers(plan.group.pods[0], p.name)
 		case plan.base != nil:
 			return c.resolveNamed(p, plan.group.name, plan.group.pods, plan.base)
 		}

@@ -101,7 +101,12 @@ func (rp *rulePorts) render(onlyNamed bool, named func(*compiledPort) []int32) (
 // portNumbers are the numbers of a pod's TCP container ports called name,
 // sorted and distinct; nil when the pod declares none.
 func portNumbers(pod *podInfo, name string) []int32 {
-	var nums []int32
+	return appendPortNumbers(nil, pod, name)
+}
+
+// appendPortNumbers is portNumbers into buf, which callers keep on their
+// stack when they compare many pods.
+func appendPortNumbers(nums []int32, pod *podInfo, name string) []int32 {
 	for _, cp := range pod.pod.Ports {
 		if cp.Name == name && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP) && cp.Port > 0 && cp.Port <= 65535 {
 			nums = append(nums, cp.Port)

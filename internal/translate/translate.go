@@ -27,11 +27,7 @@ func Translate(s Snapshot, o Options) Result {
 			st = settingsFor(idx.namespaces[np.Namespace], o)
 			settings[np.Namespace] = st
 		}
-		approved, recorded := approvals[[2]string{np.Namespace, np.Name}]
-		if !recorded {
-			approved = nil
-		}
-		out = append(out, translatePolicy(idx, np, st, o, approved))
+		out = append(out, translatePolicy(idx, np, st, o, approvals[[2]string{np.Namespace, np.Name}]))
 	}
 	resolveConflicts(out)
 	return Result{Translations: out}
@@ -94,11 +90,9 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 		maxRange: o.MaxPortRange,
 		review:   review{on: st.identity == IdentityReview, approved: approved},
 	}
-	if c.review.on && approved == nil {
-		// The first translation: everything resolved now is approved, and
-		// the caller records it.
-		c.review.approved, t.Baseline = nil, true
-	}
+	// The first translation (no record): everything resolved now is
+	// approved, and the caller records it.
+	t.Baseline = c.review.on && approved == nil
 	if c.maxRange <= 0 {
 		c.maxRange = DefaultMaxPortRange
 	}

@@ -132,17 +132,25 @@ func podImages(o *unstructured.Unstructured) []string {
 	return out
 }
 
-// The installer and the chart deploy the release of the VERSION file, and
-// the chart's versions are that release (`make build-installer` sets them).
+// The installer and the chart deploy the release of the VERSION file (the
+// installer may pin its digest too: `make build-installer
+// IMG=...:VERSION@sha256:...`), and the chart's versions are that release
+// (`make build-installer` sets them).
 func TestManifestsDeployTheVersion(t *testing.T) {
 	v := releaseVersion(t)
 	want := imageRepository + ":" + v
-	for name, data := range map[string][]byte{installer: shippedManifests(t)[installer], "chart defaults": helmTemplate(t, "")} {
-		if got := managerDeployment(t, parse(t, data)).Spec.Template.Spec.Containers[0].Image; got != want {
-			t.Errorf("%s runs %s, want %s (VERSION): run `make build-installer`", name, got, want)
-		}
+	pinned := regexp.MustCompile(`^` + regexp.QuoteMeta(want) + `(@sha256:[0-9a-f]{64})?$`)
+	data, err := os.ReadFile(filepath.Join(root(t), installer))
+	if err != nil {
+		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(root(t), chartDir, "Chart.yaml"))
+	if got := managerDeployment(t, parse(t, data)).Spec.Template.Spec.Containers[0].Image; !pinned.MatchString(got) {
+		t.Errorf("%s runs %s, want %s[@sha256:...] (VERSION): run `make build-installer`", installer, got, want)
+	}
+	if got := managerDeployment(t, parse(t, helmTemplate(t, ""))).Spec.Template.Spec.Containers[0].Image; got != want {
+		t.Errorf("the chart runs %s by default, want %s (VERSION): run `make build-installer`", got, want)
+	}
+	data, err = os.ReadFile(filepath.Join(root(t), chartDir, "Chart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

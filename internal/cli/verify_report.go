@@ -47,9 +47,12 @@ type inputReport struct {
 }
 
 type verifySummary struct {
-	Pods                int `json:"pods"`
-	SourceClasses       int `json:"sourceClasses"`
-	DestinationClasses  int `json:"destinationClasses"`
+	Pods               int `json:"pods"`
+	SourceClasses      int `json:"sourceClasses"`
+	DestinationClasses int `json:"destinationClasses"`
+	// ExternalSources are the ranges of addresses outside the cluster
+	// evaluated as sources.
+	ExternalSources     int `json:"externalSources"`
 	DestinationsChecked int `json:"destinationClassesChecked"`
 	NetworkPolicies     int `json:"networkPolicies"`
 	// AuthorizationPolicies checked; NotChecked were in the input but not
@@ -102,6 +105,7 @@ func buildVerifyReport(c *verifyConfig, in inputReport, mesh meshReport, loaded 
 		Namespaces:  nonNil(slices.Clone([]string(c.namespaces))),
 		Summary: verifySummary{
 			Pods: r.Stats.Pods, SourceClasses: r.Stats.SourceClasses, DestinationClasses: r.Stats.DestinationClasses,
+			ExternalSources:     r.Stats.ExternalSources,
 			DestinationsChecked: r.Stats.DestinationsChecked, NetworkPolicies: r.Stats.NetworkPolicies,
 			AuthorizationPolicies: r.Stats.AuthorizationPolicies,
 			Unexplained:           r.Stats.Unexplained, Explained: r.Stats.Explained,
@@ -187,8 +191,8 @@ func (rep VerifyReport) writeText(w io.Writer) error {
 	default:
 		scope = "namespaces " + strings.Join(rep.Namespaces, ", ")
 	}
-	line("Scope", "TCP between %s; destinations in %s; %d source and %d destination classes; ipBlock on pod addresses: %s",
-		plural(s.Pods, "pod"), scope, s.SourceClasses, s.DestinationClasses, rep.IPBlockPods)
+	line("Scope", "TCP between %s and from %s outside the cluster; destinations in %s; %d source and %d destination classes; ipBlock on pod addresses: %s",
+		plural(s.Pods, "pod"), plural(s.ExternalSources, "address range"), scope, s.SourceClasses, s.DestinationClasses, rep.IPBlockPods)
 	switch {
 	case s.Unexplained+s.Explained == 0:
 		line("Result", "no difference: Istio allows exactly what the NetworkPolicies allow")
@@ -333,8 +337,12 @@ func rangeText(first, last int) string {
 }
 
 // podSetText renders pods grouped by namespace and ServiceAccount, at most
-// maxNames names in all: "pods shop/web-1, shop/web-2 (sa web)".
+// maxNames names in all: "pods shop/web-1, shop/web-2 (sa web)"; or
+// addresses outside the cluster.
 func podSetText(s verify.PodSet) string {
+	if len(s.Addresses) > 0 {
+		return addressesText(s.Addresses)
+	}
 	var parts []string
 	if len(s.AllOf) > 0 {
 		word := "namespace"
@@ -396,6 +404,25 @@ func podSetText(s verify.PodSet) string {
 		text += fmt.Sprintf(" and %d more", left)
 	}
 	return plural(s.Count, "pod") + ": " + text
+}
+
+// addressesText renders address ranges outside the cluster, at most
+// maxNames ranges and maxNames excepts each: "1 address range outside the
+// cluster: 0.0.0.0/0 except 10.0.0.0/8".
+func addressesText(ranges []verify.AddressRange) string {
+	var parts []string
+	for _, r := range ranges {
+		text := r.CIDR
+		if len(r.Except) > 0 {
+			text += " except " + listNames(r.Except, maxNames)
+		}
+		parts = append(parts, text)
+	}
+	list := strings.Join(parts[:min(len(parts), maxNames)], "; ")
+	if len(parts) > maxNames {
+		list += fmt.Sprintf(" and %d more", len(parts)-maxNames)
+	}
+	return plural(len(ranges), "address range") + " outside the cluster: " + list
 }
 
 func listNames(names []string, max int) string {

@@ -35,7 +35,11 @@ func podSetNames(s PodSet) string {
 	for _, p := range s.Pods {
 		names = append(names, p.Namespace+"/"+p.Name)
 	}
-	return join(names)
+	var ranges []string
+	for _, r := range s.Addresses {
+		ranges = append(ranges, r.String())
+	}
+	return join(names) + strings.Join(ranges, "; ")
 }
 
 func join(s []string) string {
@@ -197,7 +201,10 @@ authorizationPolicies:
   spec: {selector: {matchLabels: {app: db}}, rules: [{to: [{operation: {ports: ["80"]}}]}]}
 `)
 	r := Verify(c.existing())
-	assertDifferences(t, r, []differenceSummary{{dir: IstioAllowsMore, from: "shop/*", to: "shop/db-0,shop/db-1", ports: "80"}})
+	assertDifferences(t, r, []differenceSummary{
+		{dir: IstioAllowsMore, from: "shop/*", to: "shop/db-0,shop/db-1", ports: "80"},
+		{dir: IstioAllowsMore, from: "0.0.0.0/0; ::/0", to: "shop/db-0,shop/db-1", ports: "80"},
+	})
 	if got := r.Differences[0].Connections; got != 8 {
 		t.Errorf("connections = %d, want 4 sources × 2 destinations", got)
 	}

@@ -114,6 +114,9 @@ func describe(d Difference) string {
 		for _, p := range ps.Pods {
 			s = append(s, p.Namespace+"/"+p.Name)
 		}
+		for _, r := range ps.Addresses {
+			s = append(s, "["+r.String()+"]")
+		}
 		return strings.Join(s, ",")
 	}
 	expl := "UNEXPLAINED"

@@ -293,7 +293,8 @@ func (np *netpol) selects(d *dstClass) bool {
 
 // peerSources are the source classes an ingress rule's peers match: with
 // ipBlocks never matching pods (strict), and matching pods by address
-// (loose).
+// (loose). Selectors never match a source outside the cluster; ipBlocks
+// match it by its address in both readings.
 func (e *npEval) peerSources(np *netpol, r *npRule) (strict, loose bitset) {
 	if r.anyPeer {
 		return e.w.allSrc, e.w.allSrc
@@ -301,9 +302,14 @@ func (e *npEval) peerSources(np *netpol, r *npRule) (strict, loose bitset) {
 	strict, loose = e.w.newSrcSet(), e.w.newSrcSet()
 	for _, peer := range r.peers {
 		if peer.block != nil {
+			// Addresses outside the cluster are what ipBlock is for: they
+			// match in both readings.
 			for i, c := range e.w.srcs {
 				if peer.block.contains(c.addr) {
 					loose.set(i)
+					if c.external != nil {
+						strict.set(i)
+					}
 				}
 			}
 			continue

@@ -34,6 +34,8 @@ func TestSelectorOverreachPermissiveOnlyWidens(t *testing.T) {
 	c := readCluster(t, sprintf(overreach, "permissive"))
 	assertDifferences(t, Verify(c.generated()), []differenceSummary{
 		{dir: IstioAllowsMore, expl: "SelectorOverreach", from: "shop/web-1,shop/web-canary", to: "shop/web-1", ports: "1-65535"},
+		// From outside the cluster too, which the NetworkPolicies deny.
+		{dir: IstioAllowsMore, expl: "SelectorOverreach", from: "0.0.0.0/0; ::/0", to: "shop/web-1,shop/web-canary", ports: "1-65535"},
 		{dir: IstioAllowsMore, expl: "SelectorOverreach", from: "shop/*", to: "shop/web-canary", ports: "1-65535"},
 	})
 }

@@ -78,16 +78,20 @@ type Result struct {
 
 // Stats count what was checked and found.
 type Stats struct {
-	Pods                  int
-	SourceClasses         int
-	DestinationClasses    int
+	Pods               int
+	SourceClasses      int
+	DestinationClasses int
+	// ExternalSources are the parts of the addresses outside the cluster
+	// evaluated as sources, one address each.
+	ExternalSources       int
 	DestinationsChecked   int
 	NetworkPolicies       int
 	AuthorizationPolicies int
 	Unexplained           int
 	Explained             int
 	// Connections are pairs of a source and a destination pod, summed
-	// over the differences (each with its ports).
+	// over the differences (each with its ports); a range of addresses
+	// outside the cluster counts as one source.
 	UnexplainedConnections int64
 	ExplainedConnections   int64
 }
@@ -111,6 +115,9 @@ type Difference struct {
 	Destinations PodSet
 	Sources      PodSet
 	// Connections is Sources.Count × Destinations.Count.
+	//
+	// Sources are pods, or addresses outside the cluster (Sources.Addresses),
+	// never both.
 	Connections int64
 	// NetworkPolicies that select the destinations (ingress) or sources
 	// (egress); AuthorizationPolicies that apply to the destinations.
@@ -120,7 +127,10 @@ type Difference struct {
 
 // PodSet is a set of pods, written compactly: the namespaces whose every
 // counted pod is in it, then the other pods one by one, at most MaxPods.
+// The sources of a difference may instead be addresses outside the
+// cluster: then it has only Addresses.
 type PodSet struct {
+	// Count is the number of pods, or of address ranges.
 	Count int `json:"count"`
 	// AllOf lists, sorted, the namespaces all of whose pods are in the set.
 	AllOf []string `json:"allOf"`
@@ -129,6 +139,9 @@ type PodSet struct {
 	Pods []Pod `json:"pods"`
 	// Omitted is how many pods Pods leaves out.
 	Omitted int `json:"omitted"`
+	// Addresses are the ranges of addresses outside the cluster (no pod's
+	// address) in the set, each a part no CIDR of the policies divides.
+	Addresses []AddressRange `json:"addresses,omitempty"`
 }
 
 // MaxPods bounds the pods a PodSet lists one by one; narrow the check with

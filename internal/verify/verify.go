@@ -43,7 +43,7 @@ func Verify(in Input) Result {
 		s  *scratch
 		dp *dstParts
 	}
-	pool := sync.Pool{New: func() any { return &worker{e.newScratch(), newDstParts(len(e.w.srcs), seed)} }}
+	pool := sync.Pool{New: func() any { return &worker{e.newScratch(), newDstParts(len(e.w.srcs), seed, e.w.extSrc)} }}
 	parallel(len(todo), func(i int) {
 		w := pool.Get().(*worker)
 		defer pool.Put(w)
@@ -66,7 +66,8 @@ func Verify(in Input) Result {
 	res.Differences = e.differences(g, ats)
 	res.Stats = Stats{
 		Pods:                  len(e.w.pods),
-		SourceClasses:         len(e.w.srcs),
+		SourceClasses:         e.w.extFirst,
+		ExternalSources:       len(e.w.srcs) - e.w.extFirst,
 		DestinationClasses:    len(e.w.dsts),
 		DestinationsChecked:   len(todo),
 		NetworkPolicies:       len(e.nps),
@@ -255,6 +256,9 @@ type partKey struct {
 	expl     int
 	dry      bool
 	deviates bool
+	// external: the sources are outside the cluster; a difference has
+	// pods or addresses as sources, never both.
+	external bool
 }
 
 // dstParts collects the differing parts of one destination, merging the
@@ -262,9 +266,11 @@ type partKey struct {
 type dstParts struct {
 	cur   map[uint64][]*part
 	order []*part
-	// split is reused by add.
-	split bitset
-	seed  maphash.Seed
+	// split and ext are reused by add.
+	split, ext bitset
+	// extSrc has the external source classes.
+	extSrc bitset
+	seed   maphash.Seed
 }
 
 type part struct {
@@ -276,12 +282,13 @@ type part struct {
 	expl  *Explanation
 }
 
-func newDstParts(n int, seed maphash.Seed) *dstParts {
-	return &dstParts{cur: map[uint64][]*part{}, split: newBitset(n), seed: seed}
+func newDstParts(n int, seed maphash.Seed, extSrc bitset) *dstParts {
+	return &dstParts{cur: map[uint64][]*part{}, split: newBitset(n), ext: newBitset(n), extSrc: extSrc, seed: seed}
 }
 
 // add records that sources src differ on segment seg; dry splits them by
-// whether dry-run policies decide.
+// whether dry-run policies decide, and the sources outside the cluster go
+// apart from the pods.
 func (g *dstParts) add(seg PortRange, k partKey, src, dry bitset, expl *Explanation) {
 	for _, isDry := range []bool{true, false} {
 		b := g.split
@@ -295,21 +302,38 @@ func (g *dstParts) add(seg PortRange, k partKey, src, dry bitset, expl *Explanat
 			continue
 		}
 		k.dry = isDry
-		h := hashPart(g.seed, k, b)
-		var p *part
-		for _, q := range g.cur[h] {
-			if q.key == k && slices.Equal(q.src, b) {
-				p = q
-				break
-			}
+		g.ext.copyFrom(b)
+		g.ext.and(g.extSrc)
+		if !g.ext.empty() {
+			b.andNot(g.ext)
+			g.addOne(seg, k, b, expl)
+			k.external = true
+			b = g.ext
 		}
-		if p == nil {
-			p = &part{hash: h, key: k, src: b.clone(), expl: expl}
-			g.cur[h] = append(g.cur[h], p)
-			g.order = append(g.order, p)
-		}
-		p.ports = append(p.ports, seg)
+		g.addOne(seg, k, b, expl)
+		k.external = false
 	}
+}
+
+// addOne records one part of add's.
+func (g *dstParts) addOne(seg PortRange, k partKey, b bitset, expl *Explanation) {
+	if b.empty() {
+		return
+	}
+	h := hashPart(g.seed, k, b)
+	var p *part
+	for _, q := range g.cur[h] {
+		if q.key == k && slices.Equal(q.src, b) {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		p = &part{hash: h, key: k, src: b.clone(), expl: expl}
+		g.cur[h] = append(g.cur[h], p)
+		g.order = append(g.order, p)
+	}
+	p.ports = append(p.ports, seg)
 }
 
 func hashPart(seed maphash.Seed, k partKey, b bitset) uint64 {
@@ -325,6 +349,9 @@ func hashPart(seed maphash.Seed, k partKey, b bitset) uint64 {
 	}
 	if k.deviates {
 		flags |= 2
+	}
+	if k.external {
+		flags |= 4
 	}
 	h.WriteByte(flags)
 	for _, w := range b {
@@ -396,7 +423,11 @@ func (e *engine) differences(g *grouper, ats []*dstAt) []Difference {
 			Deviates:    grp.key.deviates,
 			Ports:       slices.Clone(grp.ports),
 		}
-		d.Sources = e.podSet(grp.src.all(), grp.src.has, e.w.srcByNS, func(i int) []*podInfo { return e.w.srcs[i].pods })
+		if grp.key.external {
+			d.Sources = e.externalSet(grp.src)
+		} else {
+			d.Sources = e.podSet(grp.src.all(), grp.src.has, e.w.srcByNS, func(i int) []*podInfo { return e.w.srcs[i].pods })
+		}
 		dsts := newBitset(len(e.w.dsts))
 		for _, i := range grp.dsts {
 			dsts.set(i)
@@ -477,8 +508,28 @@ func (e *engine) podSet(classes iter.Seq[int], in func(int) bool, byNS map[strin
 	return out
 }
 
+// externalSet writes the external source classes of src: their address
+// ranges, in address order.
+func (e *engine) externalSet(src bitset) PodSet {
+	out := PodSet{AllOf: []string{}, Pods: []Pod{}, Addresses: []AddressRange{}}
+	for i := range src.all() {
+		if c := e.w.srcs[i]; c.external != nil {
+			out.Addresses = append(out.Addresses, *c.external)
+		}
+	}
+	out.Count = len(out.Addresses)
+	return out
+}
+
+// comparePodSet orders pods before addresses outside the cluster.
 func comparePodSet(a, b PodSet) int {
-	return cmp.Or(slices.Compare(a.AllOf, b.AllOf), slices.CompareFunc(a.Pods, b.Pods, comparePod), cmp.Compare(a.Count, b.Count))
+	return cmp.Or(compareBool(len(a.Addresses) > 0, len(b.Addresses) > 0),
+		slices.Compare(a.AllOf, b.AllOf), slices.CompareFunc(a.Pods, b.Pods, comparePod),
+		slices.CompareFunc(a.Addresses, b.Addresses, compareAddressRange), cmp.Compare(a.Count, b.Count))
+}
+
+func compareAddressRange(a, b AddressRange) int {
+	return cmp.Or(cmp.Compare(a.CIDR, b.CIDR), slices.Compare(a.Except, b.Except))
 }
 
 func podOf(p *podInfo) Pod {

@@ -26,7 +26,9 @@ const (
 // the labels some peer or egress policy reads, and membership in every CIDR
 // mentioned. A destination class holds pods that every podSelector,
 // workload selector, named port and egress ipBlock treats alike. Verdicts
-// are computed per class, never per pod.
+// are computed per class, never per pod. After the pods' source classes
+// come the external ones: one per part of the addresses outside the
+// cluster (externalParts), without pods or mesh identity.
 type world struct {
 	trustDomain   string
 	rootNamespace string
@@ -44,8 +46,11 @@ type world struct {
 	srcByPrincipal map[string][]int
 	// srcByAddr lists the source classes holding each known pod address.
 	srcByAddr map[netip.Addr][]int
-	// allSrc has every source class.
-	allSrc bitset
+	// allSrc has every source class; extSrc the external ones, numbered
+	// from extFirst on.
+	allSrc   bitset
+	extSrc   bitset
+	extFirst int
 	// podByRef finds a pod by the ObjectRef a finding names it with.
 	podByRef map[string][]*podInfo
 }
@@ -77,6 +82,9 @@ type srcClass struct {
 	principal string
 	addr      netip.Addr // of any pod: all agree on every CIDR mentioned
 	pods      []*podInfo
+	// external, for a class of addresses outside the cluster: its part
+	// (addr is the part's representative; no pods, no namespace).
+	external *AddressRange
 }
 
 type dstClass struct {
@@ -209,7 +217,25 @@ func buildWorld(s translate.Snapshot, keys *classKeys, extraNamespaces []string)
 		p.dst = j
 		w.dsts[j].pods = append(w.dsts[j].pods, p)
 	}
+	// Sources outside the cluster: one class per part of the addresses
+	// that are not pods', by every CIDR a source is matched with.
+	w.extFirst = len(w.srcs)
+	podAddrs := make(map[netip.Addr]bool, len(w.pods))
+	for _, p := range w.pods {
+		if p.addr.IsValid() {
+			podAddrs[p.addr] = true
+		}
+	}
+	for _, part := range externalParts(keys.srcCIDRs, podAddrs) {
+		i := len(w.srcs)
+		w.srcs = append(w.srcs, &srcClass{labels: labels.Set{}, addr: part.rep, external: &part.rng})
+		w.srcByAddr[part.rep] = append(w.srcByAddr[part.rep], i)
+	}
 	w.allSrc = fullBitset(len(w.srcs))
+	w.extSrc = w.newSrcSet()
+	for i := w.extFirst; i < len(w.srcs); i++ {
+		w.extSrc.set(i)
+	}
 	return w
 }
 

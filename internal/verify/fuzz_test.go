@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -18,7 +19,9 @@ import (
 //     NetworkPolicies allow, and strict never allows one they deny, beyond
 //     the documented exceptions below;
 //   - the differences verify reports, computed per class, are exactly the
-//     connections where a pod-by-pod reference evaluation disagrees.
+//     connections where a pod-by-pod reference evaluation disagrees, for
+//     sources outside the cluster too (at addresses around every CIDR the
+//     policies name, none a pod's).
 func FuzzTranslateVerify(f *testing.F) {
 	for _, seed := range fuzzSeeds {
 		f.Add(seed)
@@ -172,7 +175,10 @@ func checkPromises(in Input, r Result) []string {
 		if d.Deviates {
 			errs = append(errs, "deviates in generated mode: "+describe(d))
 		}
-		if !slices.ContainsFunc(expandPods(e, d.Sources), func(p *podInfo) bool { return p.inMesh }) {
+		// The promises are about sources with a mesh identity, and
+		// addresses outside the cluster, which none of the translation's
+		// fallbacks but the reported ones may widen or narrow.
+		if len(d.Sources.Addresses) == 0 && !slices.ContainsFunc(expandPods(e, d.Sources), func(p *podInfo) bool { return p.inMesh }) {
 			continue
 		}
 		for _, dst := range expandPods(e, d.Destinations) {
@@ -220,7 +226,26 @@ func checkAgainstReference(in Input, r Result) []string {
 		port     int32
 	}
 	reported := map[conn]Direction{}
+	outside := outsideAddresses(e)
 	for _, d := range r.Differences {
+		for _, rng := range d.Sources.Addresses {
+			for _, a := range outside {
+				if !rng.Contains(a) {
+					continue
+				}
+				for _, dst := range expand(e, d.Destinations) {
+					for _, p := range samplePorts {
+						if portsOf(d.Ports...).contains(p) {
+							key := conn{"address " + a.String(), dst, p}
+							if _, twice := reported[key]; twice {
+								errs = append(errs, fmt.Sprintf("%s -> %s:%d is in two differences", a, dst, p))
+							}
+							reported[key] = d.Direction
+						}
+					}
+				}
+			}
+		}
 		for _, src := range expand(e, d.Sources) {
 			for _, dst := range expand(e, d.Destinations) {
 				for _, p := range samplePorts {
@@ -251,10 +276,91 @@ func checkAgainstReference(in Input, r Result) []string {
 			}
 		}
 	}
+	for _, dst := range e.w.pods {
+		for _, a := range outside {
+			for _, p := range samplePorts {
+				np := e.refNPExternal(a, dst, p)
+				istio := e.refIstio(e.force, externalPod(a), dst, p, false)
+				var want Direction
+				switch {
+				case istio && !np:
+					want = IstioAllowsMore
+				case np && !istio:
+					want = IstioDeniesMore
+				}
+				key := conn{"address " + a.String(), dst.pod.Namespace + "/" + dst.pod.Name, p}
+				if got := reported[key]; got != want {
+					errs = append(errs, fmt.Sprintf("%s -> %s:%d: reference says %q (np %t, istio %t), verify reported %q",
+						a, key.dst, p, want, np, istio, got))
+				}
+			}
+		}
+	}
 	if len(errs) > 10 {
 		errs = append(errs[:10], fmt.Sprintf("and %d more", len(errs)-10))
 	}
 	return errs
+}
+
+// outsideAddresses are the addresses the reference check tries as sources
+// outside the cluster: the first and last address of every CIDR the
+// policies match sources with, the addresses next to them, and the ends of
+// both families; none of them a pod's.
+func outsideAddresses(e *engine) []netip.Addr {
+	var prefixes []netip.Prefix
+	for _, np := range e.nps {
+		for _, r := range np.in {
+			for _, peer := range r.peers {
+				if peer.block != nil {
+					prefixes = append(append(prefixes, peer.block.cidr), peer.block.except...)
+				}
+			}
+		}
+	}
+	ipFields := func(fs []srcField) {
+		for _, f := range fs {
+			if f.attr != attrIP {
+				continue
+			}
+			for _, v := range slices.Concat(f.values, f.notValues) {
+				if p, ok := parseIPBlock(v); ok {
+					prefixes = append(prefixes, p)
+				}
+			}
+		}
+	}
+	for _, a := range e.force.policies {
+		for _, r := range a.rules {
+			for _, fs := range r.sources {
+				ipFields(fs)
+			}
+			ipFields(r.conds)
+		}
+	}
+	pods := map[netip.Addr]bool{}
+	for _, p := range e.w.pods {
+		pods[p.addr] = true
+	}
+	var out []netip.Addr
+	add := func(a netip.Addr) {
+		if a.IsValid() && !pods[a] {
+			out = append(out, a)
+		}
+	}
+	for _, a := range []string{"0.0.0.0", "255.255.255.255", "203.0.113.1", "::", "2001:db8::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
+		add(netip.MustParseAddr(a))
+	}
+	for _, p := range prefixes {
+		first, last := p.Masked().Addr(), lastAddr(p)
+		add(first)
+		add(first.Next())
+		add(first.Prev())
+		add(last)
+		add(last.Prev())
+		add(last.Next())
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // expandPods lists the pods of a set.

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -107,7 +108,11 @@ func (g *gen) pod(n int) translate.Pod {
 		Sidecar:        g.next()%4 != 0,
 	}
 	if g.next()%4 != 0 {
-		p.IP = netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + g.next()%8)})
+		n := byte(1 + g.next()%8)
+		p.IP = netip.AddrFrom4([4]byte{10, 0, 0, n})
+		if g.next()%6 == 0 {
+			p.IP = netip.AddrFrom16([16]byte{0: 0xfd, 15: n})
+		}
 	}
 	for range g.next() % 3 {
 		p.Ports = append(p.Ports, translate.ContainerPort{
@@ -127,9 +132,27 @@ func (g *gen) peer() networkingv1.NetworkPolicyPeer {
 	var p networkingv1.NetworkPolicyPeer
 	switch g.next() % 6 {
 	case 0:
-		p.IPBlock = &networkingv1.IPBlock{CIDR: g.pick("10.0.0.0/29", "0.0.0.0/0", "10.0.0.4/30")}
-		if p.IPBlock.CIDR != "10.0.0.4/30" && g.bit() {
-			p.IPBlock.Except = []string{"10.0.0.4/30"}
+		// Over pod addresses (10.0.0.1-8, fd00::1-8), which some CIDRs
+		// hold whole, and outside them.
+		switch g.next() % 3 {
+		case 0:
+			p.IPBlock = &networkingv1.IPBlock{CIDR: g.pick("10.0.0.0/29", "0.0.0.0/0", "10.0.0.4/30")}
+			if p.IPBlock.CIDR != "10.0.0.4/30" && g.bit() {
+				p.IPBlock.Except = []string{"10.0.0.4/30"}
+			}
+		case 1:
+			p.IPBlock = &networkingv1.IPBlock{CIDR: g.pick("fd00::/125", "::/0", "fd00::/8")}
+			if g.bit() {
+				p.IPBlock.Except = []string{g.pick("fd00::4/126", "fd00::/120")}
+			}
+		default:
+			p.IPBlock = &networkingv1.IPBlock{CIDR: g.pick("192.0.2.0/24", "0.0.0.0/1", "10.0.0.0/8", "10.0.0.1/32", "192.0.2.7/32")}
+			if strings.HasSuffix(p.IPBlock.CIDR, "/32") {
+				break
+			}
+			if g.bit() {
+				p.IPBlock.Except = []string{g.pick("10.0.0.0/24", "192.0.2.128/25")}
+			}
 		}
 	case 1, 2:
 		p.PodSelector = g.selector(true)

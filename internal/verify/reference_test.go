@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"net/netip"
 	"strings"
 
 	secv1beta1 "istio.io/api/security/v1beta1"
@@ -74,6 +75,38 @@ func (e *engine) refNP(src, dst *podInfo, port int32) (strict, loose bool) {
 	}
 	return inS && egS, inL && egL
 }
+
+// refNPExternal: Kubernetes semantics for a source outside the cluster at
+// addr: no egress policy selects it, so the destination's ingress decides;
+// selectors never match it, ipBlocks match its address.
+func (e *engine) refNPExternal(addr netip.Addr, dst *podInfo, port int32) bool {
+	isolated, allowed := false, false
+	for _, np := range e.nps {
+		if !np.ingress || np.ref.Namespace != dst.ns.name || !np.sel.Matches(dst.labels) {
+			continue
+		}
+		isolated = true
+		for i := range np.in {
+			r := &np.in[i]
+			if !(&dstClass{namedPorts: namedPorts(dst.pod)}).portsOK(r, port) {
+				continue
+			}
+			if r.anyPeer {
+				allowed = true
+			}
+			for _, peer := range r.peers {
+				if peer.block != nil && peer.block.contains(addr) {
+					allowed = true
+				}
+			}
+		}
+	}
+	return allowed || !isolated
+}
+
+// externalPod is a source outside the cluster as refIstio reads it: an
+// address, no mesh identity.
+func externalPod(addr netip.Addr) *podInfo { return &podInfo{addr: addr} }
 
 // refIstio: Istio semantics for TCP, dry-run policies counted unless
 // enforcedOnly.

@@ -45,7 +45,16 @@ var verifyCases = map[string]goldenCase{
 	// explained by IdentityPending.
 	"identity-pending": {args: []string{"-f", "in"}, exit: ExitOK},
 	// The same with --identity follow: no difference.
-	"identity-follow":   {args: []string{"-f", "../identity-pending/in", "--identity", "follow"}, exit: ExitOK},
+	"identity-follow": {args: []string{"-f", "../identity-pending/in", "--identity", "follow"}, exit: ExitOK},
+	// Sources outside the cluster: api's ipBlocks with excepts (IPv4 and
+	// IPv6) translate exactly; the any-address fallback for report, a
+	// CronJob outside the mesh, lets every address reach db:5432,
+	// explained by its SourceNotInMesh.
+	"external":      {args: []string{"-f", "in"}, exit: ExitOK},
+	"external-json": {args: []string{"-f", "../external/in", "-o", "json"}, exit: ExitOK},
+	// api's policy written by hand without the excepts: the excepted
+	// ranges reach api:8443, unexplained.
+	"existing-external": {args: []string{"-f", "../external/in", "-f", "in", "--existing"}, exit: ExitUnexplained},
 	"broken-input":      {args: []string{"-f", "in"}, exit: ExitBadInput},
 	"usage-no-input":    {args: []string{"--existing"}, exit: ExitUsage},
 	"usage-both-inputs": {args: []string{"-f", "in", "--kubeconfig", "kubeconfig"}, exit: ExitUsage},

@@ -18,13 +18,15 @@ const ExitUnexplained = 4
 const verifyUsage = `Usage: netpol2authz verify -f PATH [-f PATH...] [flags]
        netpol2authz verify --cluster [--kubeconfig FILE] [flags]
 
-Prove which TCP connections between pods the AuthorizationPolicies allow or
-deny that the NetworkPolicies do not, and explain each difference with the
-findings of the translation. By default the policies netpol2authz would
-generate are checked; with --existing, the AuthorizationPolicies already in
-the input or the cluster (generated or hand-written). Reading a cluster is
-read-only: Namespaces, Pods, NetworkPolicies, AuthorizationPolicies,
-IdentityApprovals and the mesh ConfigMap.
+Prove which TCP connections to pods, from pods or from outside the cluster,
+the AuthorizationPolicies allow or deny that the NetworkPolicies do not, and
+explain each difference with the findings of the translation. Addresses
+outside the cluster are checked in ranges cut by every CIDR the policies
+name. By default the policies netpol2authz would generate are checked; with
+--existing, the AuthorizationPolicies already in the input or the cluster
+(generated or hand-written). Reading a cluster is read-only: Namespaces,
+Pods, NetworkPolicies, AuthorizationPolicies, IdentityApprovals and the mesh
+ConfigMap.
 
 The report goes to standard output, unexplained differences first.
 Exit codes: 0 every difference explained (or none); 4 some unexplained;

@@ -108,6 +108,11 @@ func pod(nsIndex int, ns string, p int) corev1.Pod {
 	httpPort := int32(8080)
 	if app == 6 {
 		httpPort = 8081 // the named port "http" varies within tier=api
+		if (p/10)%2 == 1 {
+			// ... and between replicas no label tells apart: the
+			// reported fallback (NamedPortVaries).
+			httpPort = 8082
+		}
 	}
 	labels := map[string]string{
 		"app":               fmt.Sprintf("app-%d", app),

@@ -28,7 +28,10 @@ type NetworkPolicyReconciler struct {
 }
 
 // Reconcile translates one NetworkPolicy: fetch it (gone: clean up), gather
-// its inputs from the cache, translate, apply, report.
+// its inputs from the cache, translate, apply, report. Every exit after the
+// fetch that is not a cache behind a write leaves a true status: a step
+// that failed sets Ready=False with the step and the error, never leaving
+// an old Ready=True.
 func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	np := &networkingv1.NetworkPolicy{}
 	if err := r.Ops.Client.Get(ctx, req.NamespacedName, np); err != nil {
@@ -41,21 +44,37 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	in, err := r.Ops.Gather(ctx, np)
-	if err != nil || operator.Terminating(in) {
-		return ctrl.Result{}, err
+	if err != nil {
+		return r.failed(ctx, np, operator.ReasonGatherFailed, err)
+	}
+	if operator.Terminating(in) {
+		return ctrl.Result{}, nil
 	}
 	t := r.Ops.Translate(in)
 	if operator.Retired(t) {
 		return ctrl.Result{}, r.Ops.CleanUp(ctx, req.NamespacedName, t.Findings...)
 	}
 	if err := r.Ops.RecordBaseline(ctx, np, in, t); err != nil {
-		return retryConflicts(ctx, err)
+		return r.failed(ctx, np, operator.ReasonRecordFailed, err)
 	}
 	out, err := r.Ops.Apply(ctx, np, t)
-	if err == nil {
-		err = r.Ops.Report(ctx, np, in, out)
+	if err != nil {
+		return r.failed(ctx, np, operator.ReasonApplyFailed, err)
 	}
-	return retryConflicts(ctx, err)
+	return retryConflicts(ctx, r.Ops.Report(ctx, np, in, out))
+}
+
+// failed ends a reconcile whose step failed: a cache behind a write retries
+// quietly; anything else sets Ready=False with the reason and the error on
+// the status, and is retried with backoff.
+func (r *NetworkPolicyReconciler) failed(ctx context.Context, np *networkingv1.NetworkPolicy, reason string, err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		return retryConflicts(ctx, err)
+	}
+	if serr := r.Ops.ReportFailure(ctx, np, reason, err); serr != nil {
+		ctrl.LoggerFrom(ctx).Error(serr, "reporting a failed reconcile")
+	}
+	return ctrl.Result{}, err
 }
 
 // retryConflicts turns a write conflict into a quiet retry: the cache was

@@ -41,11 +41,22 @@ func startOperator() *operatorRun {
 	return startOperatorWith(operator.Settings{IstioNamespace: istioNamespace})
 }
 
-// startOperatorWith starts an operator with settings.
-func startOperatorWith(settings operator.Settings) *operatorRun {
+// startOperatorWith starts an operator with settings; fail, when set, may
+// fail its requests (it sees each before it is sent).
+func startOperatorWith(settings operator.Settings, fail ...func(*http.Request) error) *operatorRun {
 	run := &operatorRun{done: make(chan struct{}), writes: &atomic.Int64{}}
 	c := rest.CopyConfig(cfg)
-	c.WrapTransport = countWrites(run.writes)
+	c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		counted := countWrites(run.writes)(rt)
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			for _, f := range fail {
+				if err := f(req); err != nil {
+					return nil, err
+				}
+			}
+			return counted.RoundTrip(req)
+		})
+	}
 	mgr, err := ctrl.NewManager(c, ctrl.Options{
 		Scheme:                 testSch,
 		Cache:                  operator.CacheOptions(settings),

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -106,9 +107,6 @@ func (o *Operator) Apply(ctx context.Context, np *networkingv1.NetworkPolicy, t 
 		out.ApplyError = err
 		return out, o.readIstio(ctx, key, &out)
 	}
-	if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
-		RecordError() // not a cache behind a write: a real failure
-	}
 	if err == nil {
 		err = o.readIstio(ctx, key, &out)
 	}
@@ -181,6 +179,34 @@ func (o *Operator) Report(ctx context.Context, np *networkingv1.NetworkPolicy, i
 	ctrl.LoggerFrom(ctx).Info("status updated", "ready", readyReason(npt.Status), "findings", npt.Status.FindingsCount, "policies", len(npt.Status.AuthorizationPolicies))
 	o.emitEvents(np, prev.Findings, npt.Status.Findings)
 	o.emitPending(np, prev.PendingIdentities, out.Translation)
+	return nil
+}
+
+// ReportFailure makes the NetworkPolicyTranslation of np say that the step
+// named by reason failed with err: Ready=False, with the error as its
+// message. The rest of the status (what is in place, the findings) stays as
+// the last successful reconcile left it, which is still true. It writes only
+// when the condition changes, and nothing when the status object does not
+// exist yet (the next successful reconcile creates it).
+func (o *Operator) ReportFailure(ctx context.Context, np *networkingv1.NetworkPolicy, reason string, err error) error {
+	RecordError()
+	key := types.NamespacedName{Namespace: np.Namespace, Name: np.Name}
+	npt := &policyv1alpha1.NetworkPolicyTranslation{}
+	if gerr := o.Client.Get(ctx, key, npt); gerr != nil {
+		return client.IgnoreNotFound(gerr)
+	}
+	prev := npt.Status.DeepCopy()
+	meta.SetStatusCondition(&npt.Status.Conditions, metav1.Condition{
+		Type: policyv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+		Message: truncate(err.Error(), 32768), ObservedGeneration: np.Generation, LastTransitionTime: metav1.NewTime(o.now()),
+	})
+	if equality.Semantic.DeepEqual(*prev, npt.Status) {
+		return nil
+	}
+	if werr := o.Client.Status().Update(ctx, npt); werr != nil {
+		return fmt.Errorf("writing the status of NetworkPolicyTranslation %s: %w", key, werr)
+	}
+	ctrl.LoggerFrom(ctx).Info("status updated", "ready", "False/"+reason, "error", err.Error())
 	return nil
 }
 

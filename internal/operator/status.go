@@ -21,6 +21,12 @@ import (
 const (
 	ReasonApplied     = "Applied"
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonGatherFailed: the inputs could not be read (the mesh config
+	// does not parse, the cache failed).
+	ReasonGatherFailed = "GatherFailed"
+	// ReasonRecordFailed: the identities of a first translation could not
+	// be recorded, so nothing was applied.
+	ReasonRecordFailed = "RecordFailed"
 	ReasonExact       = "Exact"
 	// ReasonIstioNotAccepted: Ready is False because istiod did not accept
 	// a generated policy.

@@ -27,7 +27,7 @@ const (
 	// ReasonRecordFailed: the identities of a first translation could not
 	// be recorded, so nothing was applied.
 	ReasonRecordFailed = "RecordFailed"
-	ReasonExact       = "Exact"
+	ReasonExact        = "Exact"
 	// ReasonIstioNotAccepted: Ready is False because istiod did not accept
 	// a generated policy.
 	ReasonIstioNotAccepted = "IstioNotAccepted"

@@ -19,6 +19,7 @@ import (
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/operator"
+	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
 // NetworkPolicyReconciler keeps the AuthorizationPolicies and the
@@ -51,7 +52,7 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	t := r.Ops.Translate(in)
-	if operator.Retired(t) {
+	if t.Action == translate.ActionRemove {
 		return ctrl.Result{}, r.Ops.CleanUp(ctx, req.NamespacedName, t.Findings...)
 	}
 	if err := r.Ops.RecordBaseline(ctx, np, in, t); err != nil {

@@ -3,6 +3,8 @@ package controllers_test
 import (
 	"context"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -25,6 +27,19 @@ type operatorRun struct {
 	stop   context.CancelFunc
 	done   chan struct{}
 	writes *atomic.Int64
+	// perNamespace counts the writes to objects of each namespace.
+	perNamespace sync.Map
+}
+
+// WritesIn is the number of writes the operator sent for objects of
+// namespace ns (Events about them included), so that a spec is not
+// disturbed by what the operator does for other specs' namespaces.
+func (o *operatorRun) WritesIn(ns string) int64 {
+	n, ok := o.perNamespace.Load(ns)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
 }
 
 // Writes is the number of POST, PUT, PATCH and DELETE requests the operator
@@ -54,6 +69,10 @@ func startOperatorWith(settings operator.Settings, fail ...func(*http.Request) e
 					return nil, err
 				}
 			}
+			if ns := namespaceOf(req); ns != "" && req.Method != http.MethodGet {
+				n, _ := run.perNamespace.LoadOrStore(ns, &atomic.Int64{})
+				n.(*atomic.Int64).Add(1)
+			}
 			return counted.RoundTrip(req)
 		})
 	}
@@ -75,6 +94,18 @@ func startOperatorWith(settings operator.Settings, fail ...func(*http.Request) e
 		Expect(mgr.Start(mctx)).To(Succeed())
 	}()
 	return run
+}
+
+// namespaceOf is the namespace in a request's path (/api/v1/namespaces/NS/…,
+// /apis/G/V/namespaces/NS/…), or "".
+func namespaceOf(req *http.Request) string {
+	parts := strings.Split(req.URL.Path, "/")
+	for i := 0; i+2 < len(parts); i++ {
+		if parts[i] == "namespaces" {
+			return parts[i+1]
+		}
+	}
+	return ""
 }
 
 // countWrites wraps a transport to count the requests that write.

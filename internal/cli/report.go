@@ -117,14 +117,14 @@ func buildReport(loaded *manifest.Result, mesh meshReport, r translate.Result) T
 		pr := policyReport{
 			Namespace:             t.NetworkPolicy.Namespace,
 			Name:                  t.NetworkPolicy.Name,
-			Translated:            t.Active,
+			Translated:            t.Action == translate.ActionApply,
 			AuthorizationPolicies: []string{},
 			Principals:            t.Principals,
 			Rules:                 t.Rules,
 			PendingIdentities:     []string{},
 			Findings:              []findingReport{},
 		}
-		if t.Active {
+		if t.Action == translate.ActionApply {
 			rep.Summary.Translated++
 			pr.Mode, pr.Fidelity, pr.Identity = string(t.Mode), string(t.Fidelity), string(t.Identity)
 		}

@@ -135,7 +135,7 @@ func TestApplyKeepsWhatExistsOnInvalidInput(t *testing.T) {
 	kept := generated("netpol-db", "cluster.local/ns/shop/sa/api")
 	writes := 0
 	o := &Operator{Client: writeCounter(t, &writes, kept)}
-	out, err := o.Apply(context.Background(), dbPolicy, translate.Translation{KeepExisting: true,
+	out, err := o.Apply(context.Background(), dbPolicy, translate.Translation{Action: translate.ActionKeep,
 		Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}})
 	if err != nil {
 		t.Fatal(err)

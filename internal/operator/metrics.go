@@ -82,7 +82,7 @@ var recorded = &gauges{perNP: map[types.NamespacedName]stats{}, findings: map[[2
 func RecordTranslation(np types.NamespacedName, o Outcome) {
 	translationsTotal.WithLabelValues(o.Result()).Inc()
 	s := stats{findings: map[translate.FindingType]int{}, policies: len(o.Applied.Policies)}
-	if o.Translation.Active {
+	if o.Translation.Action == translate.ActionApply {
 		s.principals = o.Translation.Principals
 		s.pending = len(o.Translation.Pending)
 	}

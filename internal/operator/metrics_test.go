@@ -13,7 +13,7 @@ func TestGaugesFollowFindingsThatClear(t *testing.T) {
 	a := types.NamespacedName{Namespace: "metrics-test", Name: "a"}
 	b := types.NamespacedName{Namespace: "metrics-test", Name: "b"}
 	shared := func(n int) Outcome {
-		o := Outcome{Translation: translate.Translation{Active: true, Principals: 2}, Applied: Applied{Policies: []string{"p"}}}
+		o := Outcome{Translation: translate.Translation{Action: translate.ActionApply, Principals: 2}, Applied: Applied{Policies: []string{"p"}}}
 		for range n {
 			o.Translation.Findings = append(o.Translation.Findings, finding(translate.SharedIdentity, "shared"))
 		}

@@ -61,24 +61,8 @@ func Terminating(in *Input) bool {
 	return in.Namespace != nil && in.Namespace.DeletionTimestamp != nil
 }
 
-// Retired says nothing at all may exist for the translation, not even a
-// status: its namespace is not opted in, or is the Istio root namespace.
-// An invalid annotation or policy is not retired: its status says why
-// nothing is generated.
-func Retired(t translate.Translation) bool {
-	if t.Active {
-		return false
-	}
-	for _, f := range t.Findings {
-		if f.Type != translate.RootNamespaceSkipped {
-			return false
-		}
-	}
-	return true
-}
-
 // Apply puts the translation's AuthorizationPolicies in place (none when it
-// is not active). When the input is invalid (KeepExisting), it writes
+// is not to be applied). When the input is invalid (ActionKeep), it writes
 // nothing: what was generated from the last valid input stays in force, so
 // a typo never widens what Istio enforces. A generated policy the API
 // server rejects as invalid is reported in the outcome rather than
@@ -86,7 +70,7 @@ func Retired(t translate.Translation) bool {
 func (o *Operator) Apply(ctx context.Context, np *networkingv1.NetworkPolicy, t translate.Translation) (Outcome, error) {
 	out := Outcome{Translation: t}
 	key := types.NamespacedName{Namespace: np.Namespace, Name: np.Name}
-	if t.KeepExisting {
+	if t.Action == translate.ActionKeep {
 		kept, err := owned(ctx, o.Client, key)
 		out.Applied.Policies = kept
 		if err == nil {
@@ -95,7 +79,7 @@ func (o *Operator) Apply(ctx context.Context, np *networkingv1.NetworkPolicy, t 
 		return out, err
 	}
 	var desired = t.Policies
-	if !t.Active {
+	if t.Action != translate.ActionApply {
 		desired = nil
 	}
 	applied, err := Apply(ctx, o.Client, np, desired)

@@ -118,7 +118,7 @@ func (o Outcome) Findings() []translate.Finding {
 func (o Outcome) Result() string {
 	findings := o.Findings()
 	switch {
-	case !o.Translation.Active:
+	case o.Translation.Action != translate.ActionApply:
 		return "invalid"
 	case o.ApplyError != nil:
 		return "error"
@@ -197,7 +197,7 @@ func countInPlace(policies []*securityv1.AuthorizationPolicy, inPlace []string) 
 func readyCondition(o Outcome, findings []translate.Finding, istio metav1.Condition) metav1.Condition {
 	c := metav1.Condition{Type: policyv1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	switch {
-	case !o.Translation.Active:
+	case o.Translation.Action != translate.ActionApply:
 		// Inactive yet reported: the namespace's annotation or the
 		// policy itself is invalid, and the message says what stays.
 		f := firstOfSeverity(findings, translate.SeverityError)

@@ -23,7 +23,7 @@ func finding(t translate.FindingType, msg string) translate.Finding {
 }
 
 func TestBuildStatus(t *testing.T) {
-	active := translate.Translation{Active: true, Mode: translate.ModeEnforce, Fidelity: translate.FidelityPermissive, Principals: 2, Rules: 1,
+	active := translate.Translation{Action: translate.ActionApply, Mode: translate.ModeEnforce, Fidelity: translate.FidelityPermissive, Principals: 2, Rules: 1,
 		Policies: nil, Findings: []translate.Finding{finding(translate.NoPodsSelected, "no pod")}}
 	tests := map[string]struct {
 		o         Outcome
@@ -45,7 +45,7 @@ func TestBuildStatus(t *testing.T) {
 			wantIstio: noPolicies,
 		},
 		"an invalid annotation": {
-			o:         Outcome{Translation: translate.Translation{Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}}},
+			o:         Outcome{Translation: translate.Translation{Action: translate.ActionKeep, Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "InvalidAnnotation", Message: "bad mode"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "False", Reason: "InvalidAnnotation", Message: "1 finding of Warning or Error severity; see status.findings"},
 			wantIstio: noPolicies,
@@ -111,7 +111,7 @@ func TestIstioCondition(t *testing.T) {
 }
 
 func TestBuildStatusKeepsTransitionTimes(t *testing.T) {
-	o := Outcome{Translation: translate.Translation{Active: true}, Applied: Applied{Policies: []string{"netpol-db"}}}
+	o := Outcome{Translation: translate.Translation{Action: translate.ActionApply}, Applied: Applied{Policies: []string{"netpol-db"}}}
 	first := BuildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 1, o, t0)
 	again := BuildStatus(&first, 1, o, t1)
 	if diff := cmp.Diff(first, again); diff != "" {
@@ -138,7 +138,7 @@ func TestStatusBounds(t *testing.T) {
 		objs[i] = translate.ObjectRef{Kind: "Pod", Namespace: "shop", Name: fmt.Sprint(i)}
 	}
 	findings = append(findings, translate.Finding{Type: translate.TargetNotInMesh, Severity: translate.SeverityWarning, Message: strings.Repeat("é", 2000), Objects: objs})
-	st := BuildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 1, Outcome{Translation: translate.Translation{Active: true, Findings: findings}}, t0)
+	st := BuildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 1, Outcome{Translation: translate.Translation{Action: translate.ActionApply, Findings: findings}}, t0)
 
 	if st.FindingsCount != int32(len(findings)) {
 		t.Errorf("findingsCount = %d, want %d", st.FindingsCount, len(findings))
@@ -158,20 +158,3 @@ func TestStatusBounds(t *testing.T) {
 	}
 }
 
-func TestRetired(t *testing.T) {
-	tests := map[string]struct {
-		t    translate.Translation
-		want bool
-	}{
-		"active":             {translate.Translation{Active: true}, false},
-		"not opted in":       {translate.Translation{}, true},
-		"root namespace":     {translate.Translation{Findings: []translate.Finding{finding(translate.RootNamespaceSkipped, "root")}}, true},
-		"invalid annotation": {translate.Translation{Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad")}}, false},
-		"invalid policy":     {translate.Translation{Findings: []translate.Finding{finding(translate.InvalidPolicy, "bad")}}, false},
-	}
-	for name, tc := range tests {
-		if got := Retired(tc.t); got != tc.want {
-			t.Errorf("%s: Retired = %v, want %v", name, got, tc.want)
-		}
-	}
-}

@@ -50,8 +50,7 @@ type golden struct {
 type goldenTranslation struct {
 	NetworkPolicy string           `json:"networkPolicy"`
 	Generation    int64            `json:"generation,omitempty"`
-	Active        bool             `json:"active"`
-	KeepExisting  bool             `json:"keepExisting,omitempty"`
+	Action        Action           `json:"action"`
 	Mode          Mode             `json:"mode,omitempty"`
 	Fidelity      Fidelity         `json:"fidelity,omitempty"`
 	Identity      IdentityMode     `json:"identity,omitempty"`
@@ -103,8 +102,7 @@ func marshalResult(t testing.TB, r Result) []byte {
 		gt := goldenTranslation{
 			NetworkPolicy: tr.NetworkPolicy.String(),
 			Generation:    tr.Generation,
-			Active:        tr.Active,
-			KeepExisting:  tr.KeepExisting,
+			Action:        tr.Action,
 			Mode:          tr.Mode,
 			Fidelity:      tr.Fidelity,
 			Identity:      tr.Identity,

@@ -76,7 +76,7 @@ func checkReview(s Snapshot, o Options, r Result, drop []byte) []string {
 	dropped := map[[2]string]map[Identity]bool{}
 	k := 0
 	for _, t := range r.Translations {
-		if !t.Active || t.Identity != IdentityReview {
+		if t.Action != ActionApply || t.Identity != IdentityReview {
 			continue
 		}
 		if !t.Baseline && len(s.Approvals) == 0 {
@@ -106,7 +106,7 @@ func checkReview(s Snapshot, o Options, r Result, drop []byte) []string {
 	}
 	for _, t := range r2.Translations {
 		key := [2]string{t.NetworkPolicy.Namespace, t.NetworkPolicy.Name}
-		if !t.Active || t.Identity != IdentityReview {
+		if t.Action != ActionApply || t.Identity != IdentityReview {
 			continue
 		}
 		var pending []Identity

@@ -60,7 +60,7 @@ func checkInvariants(s Snapshot, o Options, r Result) []string {
 		if t.NetworkPolicy.Namespace != np.Namespace || t.NetworkPolicy.Name != np.Name {
 			fail("translation %d is %s, want %s", i, t.NetworkPolicy, id)
 		}
-		if !t.Active && len(t.Policies) > 0 {
+		if t.Action != ActionApply && len(t.Policies) > 0 {
 			fail("%s: inactive but has %d policies", id, len(t.Policies))
 		}
 		for j, f := range t.Findings {

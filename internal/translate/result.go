@@ -17,19 +17,9 @@ type Translation struct {
 	NetworkPolicy types.NamespacedName
 	// Generation of the NetworkPolicy that was translated.
 	Generation int64
-	// Active is false when the policy was not translated at all (namespace
-	// not opted in, root namespace, invalid input). Policies is then empty,
-	// and any previously generated policy must be removed unless
-	// KeepExisting says otherwise.
-	Active bool
-	// KeepExisting is set when the NetworkPolicy or its namespace's
-	// annotations are invalid. Policies is empty, and the caller must
-	// neither create nor delete AuthorizationPolicies for it: what was
-	// generated from the last valid input stays in force, so that a typo
-	// never widens what Istio enforces (deleting the only ALLOW policy of a
-	// workload would allow everything).
-	KeepExisting bool
-	Mode         Mode
+	// Action says what the caller does with the translation, in one value.
+	Action Action
+	Mode   Mode
 	Fidelity     Fidelity
 	// Identity is the identity mode in force (review or follow).
 	Identity IdentityMode
@@ -55,6 +45,26 @@ type Translation struct {
 	// Findings are sorted by type, then by message.
 	Findings []Finding
 }
+
+// Action is what a caller does with a translation.
+type Action string
+
+const (
+	// ActionRemove: the policy is not translated at all (its namespace is
+	// not opted in, or is Istio's root namespace): whatever was generated
+	// for it goes, status included. Policies is empty.
+	ActionRemove Action = "remove"
+	// ActionKeep: the NetworkPolicy or its namespace's annotations are
+	// invalid. Policies is empty, and the caller neither creates nor
+	// deletes AuthorizationPolicies for it: what was generated from the
+	// last valid input stays in force, so that a typo never widens what
+	// Istio enforces (deleting the only ALLOW policy of a workload would
+	// allow everything). The findings say why.
+	ActionKeep Action = "keep"
+	// ActionApply: Policies are exactly the AuthorizationPolicies to exist
+	// for the NetworkPolicy.
+	ActionApply Action = "apply"
+)
 
 // Severity of a finding.
 type Severity string

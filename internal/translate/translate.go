@@ -51,6 +51,7 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 	t := Translation{
 		NetworkPolicy: types.NamespacedName{Namespace: np.Namespace, Name: np.Name},
 		Generation:    np.Generation,
+		Action:        ActionRemove,
 	}
 	if st.optedOut {
 		return t
@@ -64,7 +65,7 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 	}
 	if len(st.findings) > 0 {
 		t.Findings = st.findings.clone().sorted()
-		t.KeepExisting = true
+		t.Action = ActionKeep
 		return t
 	}
 	t.Mode, t.Fidelity, t.Identity = st.mode, st.fidelity, st.identity
@@ -77,7 +78,7 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 				npRef(np.Namespace, np.Name))
 		}
 		t.Findings = f.sorted()
-		t.KeepExisting = true
+		t.Action = ActionKeep
 		return t
 	}
 
@@ -96,7 +97,7 @@ func translatePolicy(idx *index, np *networkingv1.NetworkPolicy, st nsSettings, 
 	if c.maxRange <= 0 {
 		c.maxRange = DefaultMaxPortRange
 	}
-	t.Active = true
+	t.Action = ActionApply
 	t.Policies = c.translate(cp)
 	t.Identities = c.review.identities()
 	t.Pending = c.review.pendingList()

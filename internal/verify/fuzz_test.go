@@ -205,7 +205,7 @@ func checkPromises(in Input, r Result) []string {
 func fidelities(r translate.Result) func(string) translate.Fidelity {
 	byNS := map[string]translate.Fidelity{}
 	for _, t := range r.Translations {
-		if t.Active {
+		if t.Action == translate.ActionApply {
 			byNS[t.NetworkPolicy.Namespace] = t.Fidelity
 		}
 	}

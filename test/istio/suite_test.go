@@ -33,7 +33,7 @@ const (
 	timeout  = 30 * time.Second
 	interval = 100 * time.Millisecond
 	// compiledWithin bounds how long istiod takes to push a change.
-	compiledWithin = 20 * time.Second
+	compiledWithin = 60 * time.Second
 )
 
 var (

@@ -157,4 +157,3 @@ func TestStatusBounds(t *testing.T) {
 		t.Errorf("%d objects listed, want %d", len(last.Objects), policyv1alpha1.MaxFindingObjects)
 	}
 }
-

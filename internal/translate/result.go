@@ -18,9 +18,9 @@ type Translation struct {
 	// Generation of the NetworkPolicy that was translated.
 	Generation int64
 	// Action says what the caller does with the translation, in one value.
-	Action Action
-	Mode   Mode
-	Fidelity     Fidelity
+	Action   Action
+	Mode     Mode
+	Fidelity Fidelity
 	// Identity is the identity mode in force (review or follow).
 	Identity IdentityMode
 	// Identities are every identity the selectors resolved, approved or

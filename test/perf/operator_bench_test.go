@@ -313,7 +313,7 @@ func right(ctx context.Context, c client.Client, want []translate.Translation) (
 	}
 	desired := 0
 	for _, t := range want {
-		if !t.Active {
+		if t.Action != translate.ActionApply {
 			continue
 		}
 		st := status[t.NetworkPolicy.String()]

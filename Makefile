@@ -85,7 +85,7 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt-check vet envtest istiod kustomize helm check-alerts ## Generate, check formatting, vet, and run every test against a real kube-apiserver, etcd and istiod.
+test: manifests generate fmt-check vet verify-api-docs envtest istiod kustomize helm check-alerts ## Generate, check formatting, vet, and run every test against a real kube-apiserver, etcd and istiod.
 	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(GO_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
 
 # test-unit and test-integration split what make test runs. A test starts a
@@ -136,6 +136,16 @@ bench: envtest ## Run the benchmarks.
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files differ from the committed ones.
 	@git diff --exit-code -- config/ api/ || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+
+.PHONY: api-docs
+api-docs: ## Write docs/api.md, the API reference, from the Go types in api/v1alpha1 (hack/apidocs).
+	go run ./hack/apidocs -dir api/v1alpha1 -out docs/api.md
+
+.PHONY: verify-api-docs
+verify-api-docs: ## Fail when docs/api.md is not what make api-docs writes.
+	@tmp=$$(mktemp); trap 'rm -f "$$tmp"' EXIT; \
+	go run ./hack/apidocs -dir api/v1alpha1 -out "$$tmp"; \
+	diff -u docs/api.md "$$tmp" || { echo "docs/api.md is stale: run make api-docs"; exit 1; }
 
 ##@ Build
 

@@ -45,6 +45,8 @@ func TestDemoTellsTheStory(t *testing.T) {
 		"shop/db-admins-only              IstioAccepted=True (Accepted)",
 		"ztunnel's compiled shop/netpol-db-admins-only",
 		"rule 0: {ports=5432} AND ({principals=cluster.local/ns/shop/sa/default,cluster.local/ns/shop/sa/ops-console} OR {sourceIps=",
+		"the RBAC filter istiod sends shop/db-0's sidecar",
+		"ns[shop]-policy[netpol-db-admins-only]-rule[0]: from {principals=cluster.local/ns/shop/sa/default,cluster.local/ns/shop/sa/ops-console} OR {ipBlocks=",
 		// The findings the samples are built to show.
 		"SharedIdentity",
 		"SourceNotInMesh",

@@ -27,6 +27,8 @@ KUBE_VERSION := $(shell awk '$$1=="require" && $$2=="k8s.io/kubernetes" {print $
 ETCD_VERSION := $(shell awk '$$1=="require" && $$2=="go.etcd.io/etcd/server/v3" {print $$3}' hack/tools/etcd/go.mod)
 # promtool's version (Prometheus 3.x is module version v0.3xx.y), pinned by its tools module.
 PROMETHEUS_VERSION := $(shell awk '$$1=="require" && $$2=="github.com/prometheus/prometheus" {print $$3}' hack/tools/prometheus/go.mod)
+# golangci-lint's version, pinned by its tools module.
+GOLANGCI_LINT_VERSION := $(shell awk '$$1=="require" && $$2=="github.com/golangci/golangci-lint/v2" {print $$3}' hack/tools/golangci-lint/go.mod)
 
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
@@ -36,6 +38,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # istiod (pilot-discovery), pinned by hack/tools/istio/go.mod, for the
 # end-to-end tests and the demo; exported so that they find it.
 ISTIO_VERSION := $(shell awk '$$1=="istio.io/istio" {print $$2}' hack/tools/istio/go.mod)
@@ -84,8 +87,12 @@ fmt-check: ## Fail when any Go file is not gofmt-formatted.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint with .golangci.yml (docs/development.md#lint).
+	"$(GOLANGCI_LINT)" run $(LINT_ARGS)
+
 .PHONY: test
-test: manifests generate fmt-check vet verify-api-docs envtest istiod kustomize helm check-alerts ## Generate, check formatting, vet, and run every test against a real kube-apiserver, etcd and istiod.
+test: manifests generate fmt-check vet lint verify-api-docs envtest istiod kustomize helm check-alerts ## Generate, check formatting, vet, lint, and run every test against a real kube-apiserver, etcd and istiod.
 	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(GO_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
 
 # test-unit and test-integration split what make test runs. A test starts a
@@ -247,6 +254,12 @@ $(ISTIOD): | $(LOCALBIN)
 promtool: $(PROMTOOL) ## Build promtool (checks and tests the chart's alerting rules).
 $(PROMTOOL): | $(LOCALBIN)
 	cd hack/tools/prometheus && go build -trimpath -o "$(PROMTOOL)" github.com/prometheus/prometheus/cmd/promtool
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Build golangci-lint (make lint).
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	cd hack/tools/golangci-lint && go build -trimpath -o "$(GOLANGCI_LINT).tmp" github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	mv "$(GOLANGCI_LINT).tmp" "$(GOLANGCI_LINT)"
 
 .PHONY: kubectl
 kubectl: $(KUBECTL_PINNED) ## Build kubectl of the same Kubernetes release, to explore the demo's control plane.

@@ -425,11 +425,11 @@ func addressesText(ranges []verify.AddressRange) string {
 	return plural(len(ranges), "address range") + " outside the cluster: " + list
 }
 
-func listNames(names []string, max int) string {
-	if len(names) <= max {
+func listNames(names []string, limit int) string {
+	if len(names) <= limit {
 		return strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:limit], ", "), len(names)-limit)
 }
 
 // policiesText renders policies with their role, matched ones marked.

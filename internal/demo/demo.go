@@ -155,7 +155,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			return err
 		}
 		// The kubeconfig is worthless once the control plane stops.
-		defer os.RemoveAll(filepath.Dir(path))
+		defer func() { _ = os.RemoveAll(filepath.Dir(path)) }()
 		say("\n==> Still running (DEMO_KEEP=1). Explore with kubectl:\n")
 		say("    export KUBECONFIG=%s", path)
 		say("    kubectl get npt -A; kubectl get authorizationpolicies -A -o yaml")

@@ -210,7 +210,7 @@ func (l *loader) object(d document, item string, data []byte, listAPIVersion, it
 
 func (l *loader) list(p place, raw json.RawMessage, apiVersion, kind string, depth int) {
 	if depth >= maxListDepth {
-		l.errs = append(l.errs, p.error("items", fmt.Errorf("Lists nested more than %d deep", maxListDepth)))
+		l.errs = append(l.errs, p.error("items", fmt.Errorf("lists nested more than %d deep", maxListDepth)))
 		return
 	}
 	var items []json.RawMessage

@@ -11,8 +11,6 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-const labelDataplaneMode = "istio.io/dataplane-mode"
-
 // notInitial drops the creations of the informer's initial list: at start
 // every NetworkPolicy is enqueued by its own initial list, so mapping
 // thousands of pods and namespaces to them again is wasted work.

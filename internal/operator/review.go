@@ -160,7 +160,7 @@ func LabelManagers(entries []metav1.ManagedFieldsEntry, keys []string) []string 
 				Labels map[string]json.RawMessage `json:"f:labels"`
 			} `json:"f:metadata"`
 		}
-		if json.Unmarshal(e.FieldsV1.Raw, &fields) != nil {
+		if json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields) != nil {
 			continue
 		}
 		if !slices.ContainsFunc(keys, func(k string) bool { _, ok := fields.Metadata.Labels["f:"+k]; return ok }) {

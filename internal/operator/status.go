@@ -438,13 +438,13 @@ func apiPending(in []translate.PendingIdentity) []policyv1alpha1.PendingIdentity
 	return out
 }
 
-// truncate cuts s to at most max bytes on a rune boundary, marking the cut.
-func truncate(s string, max int) string {
-	if len(s) <= max {
+// truncate cuts s to at most limit bytes on a rune boundary, marking the cut.
+func truncate(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
 	const mark = "…"
-	cut := max - len(mark)
+	cut := limit - len(mark)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

@@ -260,7 +260,7 @@ func (i *Istiod) registerWebhook(ctx context.Context, c client.Client) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("istiod's webhook is not live within 1m: %v; istiod said: %s", last, tail(i.Log()))
+	return fmt.Errorf("istiod's webhook is not live within 1m: %w; istiod said: %s", last, tail(i.Log()))
 }
 
 func portOf(addr string) string {

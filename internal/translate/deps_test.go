@@ -48,10 +48,9 @@ func operatorWorld(in caseInput) caseInput {
 
 // change is one single change of the world, as an informer would see it.
 type change struct {
-	what             string
-	oldPod, newPod   *Pod
-	oldNS, newNS     *Namespace
-	podNS, newPodsNS map[string]string
+	what           string
+	oldPod, newPod *Pod
+	oldNS, newNS   *Namespace
 }
 
 // mutate applies one change chosen by g to a copy of s.

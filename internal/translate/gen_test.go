@@ -48,8 +48,8 @@ var (
 	}
 )
 
-func (g *gen) labels(max int) map[string]string {
-	n := g.next() % (max + 1)
+func (g *gen) labels(limit int) map[string]string {
+	n := g.next() % (limit + 1)
 	if n == 0 {
 		return nil
 	}

@@ -35,15 +35,15 @@ func policyName(np, projection string) string {
 	return shorten(name, maxNameLength)
 }
 
-// shorten keeps name if it fits in max, and otherwise cuts it and appends
+// shorten keeps name if it fits in limit, and otherwise cuts it and appends
 // the hash of the whole name, so that distinct long names stay distinct.
 // Dots and dashes at the cut are dropped to keep a valid DNS name.
-func shorten(name string, max int) string {
-	if len(name) <= max {
+func shorten(name string, limit int) string {
+	if len(name) <= limit {
 		return name
 	}
 	h := hash8(name)
-	return strings.TrimRight(name[:max-len(h)-1], ".-") + "-" + h
+	return strings.TrimRight(name[:limit-len(h)-1], ".-") + "-" + h
 }
 
 // labelValue is the netpol2authz.io/networkpolicy label value for a

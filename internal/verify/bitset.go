@@ -73,14 +73,6 @@ func (b bitset) intersects(o bitset) bool {
 	return false
 }
 
-func (b bitset) count() int {
-	n := 0
-	for _, w := range b {
-		n += bits.OnesCount64(w)
-	}
-	return n
-}
-
 // all yields every member, in increasing order.
 func (b bitset) all() iter.Seq[int] {
 	return func(yield func(int) bool) {

@@ -422,15 +422,15 @@ func (e *istioEval) verdict(a *istioAt, p int32, enforcedOnly bool, allowed, den
 func (e *istioEval) ruleSources(r *authzRule, sidecar bool) bitset {
 	out := e.w.allSrc.clone()
 	if !r.anySource {
-		any := e.w.newSrcSet()
+		anyOf := e.w.newSrcSet()
 		for _, fields := range r.sources {
 			one := e.w.allSrc.clone()
 			for _, f := range fields {
 				one.and(e.fieldSources(f, sidecar))
 			}
-			any.or(one)
+			anyOf.or(one)
 		}
-		out.and(any)
+		out.and(anyOf)
 	}
 	for _, f := range r.conds {
 		out.and(e.fieldSources(f, sidecar))

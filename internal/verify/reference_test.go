@@ -163,7 +163,7 @@ func (e *engine) refSource(r *authzRule, p *podInfo, sidecar bool) bool {
 }
 
 func (e *engine) refField(f srcField, p *podInfo, sidecar bool) bool {
-	any := func(patterns []string) bool {
+	anyOf := func(patterns []string) bool {
 		for _, pat := range patterns {
 			if e.refMatch(f, pat, p, sidecar) {
 				return true
@@ -171,7 +171,7 @@ func (e *engine) refField(f srcField, p *podInfo, sidecar bool) bool {
 		}
 		return false
 	}
-	return (len(f.values) == 0 || any(f.values)) && !any(f.notValues)
+	return (len(f.values) == 0 || anyOf(f.values)) && !anyOf(f.notValues)
 }
 
 func (e *engine) refMatch(f srcField, pat string, p *podInfo, sidecar bool) bool {

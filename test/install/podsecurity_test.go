@@ -176,7 +176,9 @@ func checkManagerContainer(t *testing.T, d *appsv1.Deployment, flags map[string]
 
 	probePort := 8081
 	if v := flagValue(c.Args, "--health-probe-bind-address"); v != nil {
-		fmt.Sscanf(strings.TrimPrefix(*v, ":"), "%d", &probePort)
+		if _, err := fmt.Sscanf(strings.TrimPrefix(*v, ":"), "%d", &probePort); err != nil {
+			t.Errorf("--health-probe-bind-address=%s: no port: %v", *v, err)
+		}
 	}
 	for _, pr := range []struct {
 		name, path string
@@ -191,7 +193,9 @@ func checkManagerContainer(t *testing.T, d *appsv1.Deployment, flags map[string]
 	}
 	if v := flagValue(c.Args, "--metrics-bind-address"); v != nil && *v != "0" {
 		var port int32
-		fmt.Sscanf(strings.TrimPrefix(*v, ":"), "%d", &port)
+		if _, err := fmt.Sscanf(strings.TrimPrefix(*v, ":"), "%d", &port); err != nil {
+			t.Errorf("--metrics-bind-address=%s: no port: %v", *v, err)
+		}
 		if !hasContainerPort(c, port) {
 			t.Errorf("metrics on %s but no containerPort %d", *v, port)
 		}

@@ -136,10 +136,6 @@ func createGoldenCase(c goldenCase) ([]string, []*securityv1.AuthorizationPolicy
 	return namespaces, policies, pods
 }
 
-func isDryRun(ap *securityv1.AuthorizationPolicy) bool {
-	return ap.Annotations[annotationDryRun] == "true"
-}
-
 // dbPod is the pod db-0 (app=db, ServiceAccount db) of ns.
 func dbPod(ns string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: ns, Labels: map[string]string{"app": "db"}},

@@ -5,8 +5,10 @@ package istio_test
 // cannot start it: it re-registers the suite's one validating webhook for
 // the istiod it starts, which would leave every later spec without one.
 // This istiod only watches: it has a revision of its own (so it patches no
-// webhook configuration of the suite's istiod and wins no leader election
-// from it) and writes no status.
+// webhook configuration of the suite's istiod), a control-plane namespace of
+// its own (so its leader-election leases, the status writer's among them,
+// never hold the suite's istiod back: a cold CI run once saw no status
+// written for a minute) and writes no status.
 
 import (
 	"bytes"
@@ -19,10 +21,16 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
+
+// watchingNamespace is the watching istiod's control-plane namespace.
+const watchingNamespace = "istio-watching"
 
 // watchingIstiod is an istiod that serves xDS and its debug endpoints and
 // writes nothing to the cluster the suite checks.
@@ -57,6 +65,9 @@ func startWatchingIstiod(env *envtest.Environment, extra ...string) (*watchingIs
 	if err != nil {
 		return nil, err
 	}
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: watchingNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
 	w := &watchingIstiod{done: make(chan struct{}), dir: dir}
 	for name, data := range map[string][]byte{"kubeconfig": kubeconfig, "mesh.yaml": []byte("trustDomain: cluster.local\n")} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -75,7 +86,7 @@ func startWatchingIstiod(env *envtest.Environment, extra ...string) (*watchingIs
 	_, ctrlz, _ := net.SplitHostPort(addrs[5])
 	w.cmd = exec.Command(bin, "discovery",
 		"--kubeconfig", filepath.Join(dir, "kubeconfig"),
-		"--namespace", istiod.Namespace,
+		"--namespace", watchingNamespace,
 		"--meshConfig", filepath.Join(dir, "mesh.yaml"),
 		"--httpAddr", addrs[0],
 		"--grpcAddr", addrs[1],
@@ -90,7 +101,7 @@ func startWatchingIstiod(env *envtest.Environment, extra ...string) (*watchingIs
 		"PILOT_ENABLE_AMBIENT=true",
 		"REVISION=netpol2authz-watching",
 		"ISTIOD_CUSTOM_HOST=localhost",
-		"POD_NAMESPACE="+istiod.Namespace,
+		"POD_NAMESPACE="+watchingNamespace,
 		"POD_NAME=istiod-netpol2authz-watching",
 		"CLUSTER_ID=Kubernetes",
 		"AMBIENT_ENABLE_STATUS=false",

@@ -39,6 +39,10 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# kube-api-linter (a golangci-lint with the Kube API Linter built in), pinned
+# by hack/tools/kube-api-linter/go.mod.
+KUBE_API_LINTER_VERSION := $(shell awk '$$1=="sigs.k8s.io/kube-api-linter" {print $$2}' hack/tools/kube-api-linter/go.mod)
+KUBE_API_LINTER ?= $(LOCALBIN)/kube-api-linter-$(KUBE_API_LINTER_VERSION)
 # istiod (pilot-discovery), pinned by hack/tools/istio/go.mod, for the
 # end-to-end tests and the demo; exported so that they find it.
 ISTIO_VERSION := $(shell awk '$$1=="istio.io/istio" {print $$2}' hack/tools/istio/go.mod)
@@ -88,8 +92,12 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint with .golangci.yml (docs/development.md#lint).
+lint: golangci-lint lint-api ## Run golangci-lint with .golangci.yml, and kube-api-linter on api/ (docs/development.md#lint).
 	"$(GOLANGCI_LINT)" run $(LINT_ARGS)
+
+.PHONY: lint-api
+lint-api: kube-api-linter ## Run kube-api-linter on api/ with .golangci-kal.yml.
+	"$(KUBE_API_LINTER)" run --config .golangci-kal.yml ./api/...
 
 .PHONY: test
 test: manifests generate fmt-check vet lint verify-api-docs envtest istiod kustomize helm check-alerts ## Generate, check formatting, vet, lint, and run every test against a real kube-apiserver, etcd and istiod.
@@ -254,6 +262,12 @@ $(ISTIOD): | $(LOCALBIN)
 promtool: $(PROMTOOL) ## Build promtool (checks and tests the chart's alerting rules).
 $(PROMTOOL): | $(LOCALBIN)
 	cd hack/tools/prometheus && go build -trimpath -o "$(PROMTOOL)" github.com/prometheus/prometheus/cmd/promtool
+
+.PHONY: kube-api-linter
+kube-api-linter: $(KUBE_API_LINTER) ## Build kube-api-linter (make lint-api).
+$(KUBE_API_LINTER): | $(LOCALBIN)
+	cd hack/tools/kube-api-linter && go build -trimpath -o "$(KUBE_API_LINTER).tmp" sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter
+	mv "$(KUBE_API_LINTER).tmp" "$(KUBE_API_LINTER)"
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Build golangci-lint (make lint).

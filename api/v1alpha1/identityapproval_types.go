@@ -39,7 +39,10 @@ type IdentityApprovalSpec struct {
 // +kubebuilder:printcolumn:name="Identities",type=string,JSONPath=`.spec.identities`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type IdentityApproval struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata; the name and namespace are
+	// those of the NetworkPolicy whose identities it approves.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec lists the approved identities.

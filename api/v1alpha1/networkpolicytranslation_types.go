@@ -52,6 +52,17 @@ type Severity string
 // NetworkPolicyTranslationStatus reports how one NetworkPolicy was translated
 // into Istio AuthorizationPolicies, and where the translation is not exact.
 type NetworkPolicyTranslationStatus struct {
+	// conditions are Ready (the generated policies are in place and Istio
+	// did not refuse them), Exact (no finding of Warning or Error severity)
+	// and IstioAccepted (what Istio said of the generated policies).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
 	// observedGeneration is the metadata.generation of the NetworkPolicy
 	// that this status describes.
 	// +optional
@@ -120,15 +131,6 @@ type NetworkPolicyTranslationStatus struct {
 	// +listMapKey=identity
 	// +kubebuilder:validation:MaxItems=64
 	PendingIdentities []PendingIdentity `json:"pendingIdentities,omitempty"`
-
-	// conditions: Ready (the generated policies are in place and Istio did
-	// not refuse them), Exact (no finding of Warning or Error severity) and
-	// IstioAccepted (what Istio said of the generated policies).
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=8
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // Finding is one place where the translation is not exact.
@@ -258,7 +260,10 @@ type ObjectReference struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Exact")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NetworkPolicyTranslation struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata; the name and namespace are
+	// those of the NetworkPolicy.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// status is written by the operator.

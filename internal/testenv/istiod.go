@@ -59,6 +59,12 @@ type IstiodOptions struct {
 	Env []string
 	// Log receives istiod's output; nil discards it.
 	Log *bytes.Buffer
+	// Watching starts an istiod that only watches, beside the one the
+	// tests check: a revision of its own (it patches no webhook
+	// configuration), no status writes, no webhook registered. Give it a
+	// Namespace of its own too, so that its leader-election leases never
+	// hold back the other istiod.
+	Watching bool
 }
 
 // Istiod is a running istiod against an envtest control plane. Every
@@ -126,7 +132,11 @@ func StartIstiod(ctx context.Context, env *envtest.Environment, c client.Client,
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating namespace %s: %w", o.Namespace, err)
 	}
-	user, err := env.AddUser(envtest.User{Name: "istiod", Groups: []string{"system:masters"}}, nil)
+	revision := "default"
+	if o.Watching {
+		revision = "netpol2authz-watching"
+	}
+	user, err := env.AddUser(envtest.User{Name: "istiod-" + revision, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -164,12 +174,15 @@ func StartIstiod(ctx context.Context, env *envtest.Environment, c client.Client,
 	)
 	i.cmd.Env = append(os.Environ(),
 		"PILOT_ENABLE_AMBIENT=true",
-		"REVISION=default",
+		"REVISION="+revision,
 		"ISTIOD_CUSTOM_HOST=localhost",
 		"POD_NAMESPACE="+o.Namespace,
-		"POD_NAME=istiod-netpol2authz-test",
+		"POD_NAME=istiod-"+revision,
 		"CLUSTER_ID=Kubernetes",
 	)
+	if o.Watching {
+		i.cmd.Env = append(i.cmd.Env, "AMBIENT_ENABLE_STATUS=false", "VALIDATION_WEBHOOK_CONFIG_NAME=", "INJECTION_WEBHOOK_CONFIG_NAME=")
+	}
 	i.cmd.Env = append(i.cmd.Env, o.Env...)
 	i.cmd.Stdout, i.cmd.Stderr = i.log, i.log
 	i.cmd.Dir = dir
@@ -180,6 +193,9 @@ func StartIstiod(ctx context.Context, env *envtest.Environment, c client.Client,
 	if err := i.waitReady(ctx); err != nil {
 		i.Stop()
 		return nil, err
+	}
+	if o.Watching {
+		return i, nil
 	}
 	if err := i.registerWebhook(ctx, c); err != nil {
 		i.Stop()

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netpol2authz/netpol2authz/internal/demo"
+	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
 var _ = Describe("ztunnel (ambient)", func() {
@@ -66,7 +67,13 @@ var _ = Describe("ztunnel (ambient)", func() {
 	})
 
 	It("sends a dry-run policy marked dryRun when istiod enables ambient dry-run", func() {
-		dry, err := startWatchingIstiod(env, "AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY=true")
+		// A second istiod that only watches, in a control-plane namespace of
+		// its own so that its leases never hold back the suite's istiod
+		// (a cold CI run once saw no status written for a minute).
+		dry, err := testenv.StartIstiod(ctx, env, k8s, testenv.IstiodOptions{
+			Namespace: "istio-watching", Watching: true,
+			Env: []string{"AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY=true"},
+		})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(dry.Stop)
 		ns := freshRenamer("a")("dry")

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"os"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -124,12 +125,13 @@ func havePending(ids ...string) OmegaMatcher {
 
 // waitSettled waits until the operator has made no write for steadyFor.
 func waitSettled() {
-	last := op.Writes()
-	Eventually(func() int64 {
-		n := op.Writes()
-		defer func() { last = n }()
-		return n - last
-	}, timeout, steadyFor).Should(BeZero(), "the operator settles")
+	last, since := op.Writes(), time.Now()
+	Eventually(func() bool {
+		if n := op.Writes(); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= steadyFor
+	}, timeout, interval).Should(BeTrue(), "the operator settles")
 }
 
 var _ = Describe("Identity review: a label alone never grants access", func() {

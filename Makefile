@@ -118,7 +118,7 @@ INTEGRATION_PACKAGES = $(filter-out $(CLI_PKG),$(patsubst $(MODULE)%,.%,$(shell 
 UNIT_PACKAGES = $(filter-out $(INTEGRATION_PACKAGES),$(patsubst $(MODULE)%,.%,$(shell go list ./...)))
 
 .PHONY: test-unit
-test-unit: ## Run the tests that need no control plane, in seconds (engine, verify, manifests, synth, operator units, CLI goldens).
+test-unit: ## Run the tests that need no control plane, in seconds (engine, verify, manifests, synth, CLI goldens).
 	go test $(UNIT_PACKAGES) -count=1 -skip '$(CLI_LIVE_TESTS)' $(TEST_ARGS)
 
 .PHONY: test-integration

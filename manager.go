@@ -15,7 +15,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netpol2authz/netpol2authz/controllers"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -45,7 +44,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time.")
 	fs.StringVar(&o.trustDomain, "trust-domain", "", "Mesh trust domain for principals (default: trustDomain of the mesh config, else cluster.local).")
 	fs.StringVar(&o.rootNamespace, "root-namespace", "", "Istio root namespace, never acted in (default: rootNamespace of the mesh config, else the Istio namespace).")
-	fs.StringVar(&o.istioNamespace, "istio-namespace", operator.DefaultIstioNamespace, "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
+	fs.StringVar(&o.istioNamespace, "istio-namespace", controllers.DefaultIstioNamespace, "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
 	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports the port+endPort ranges of one NetworkPolicy rule may expand to together.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often every NetworkPolicy is reconciled again although nothing changed, a last line of defence against a missed event; it writes nothing when everything is right.")
 	zapOpts := zap.Options{}
@@ -74,7 +73,7 @@ func runManager(args []string, stderr io.Writer) int {
 		log.Error(err, "no Kubernetes configuration")
 		return 1
 	}
-	settings := operator.Settings{
+	settings := controllers.Settings{
 		TrustDomain:    o.trustDomain,
 		RootNamespace:  o.rootNamespace,
 		IstioNamespace: o.istioNamespace,
@@ -82,12 +81,12 @@ func runManager(args []string, stderr io.Writer) int {
 		ResyncPeriod:   o.resyncPeriod,
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 operator.Scheme(),
-		Cache:                  operator.CacheOptions(settings),
+		Scheme:                 controllers.Scheme(),
+		Cache:                  controllers.CacheOptions(settings),
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       operator.LeaderElectionID,
+		LeaderElectionID:       controllers.LeaderElectionID,
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")

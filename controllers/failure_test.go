@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/netpol2authz/netpol2authz/internal/operator"
+	"github.com/netpol2authz/netpol2authz/controllers"
 )
 
 var _ = Describe("A reconcile that fails", func() {
@@ -27,7 +27,7 @@ var _ = Describe("A reconcile that fails", func() {
 		var failing atomic.Bool
 		failing.Store(true)
 		op.Stop()
-		op = startOperatorWith(operator.Settings{IstioNamespace: istioNamespace}, func(req *http.Request) error {
+		op = startOperatorWith(controllers.Settings{IstioNamespace: istioNamespace}, func(req *http.Request) error {
 			if failing.Load() && req.Method != http.MethodGet && strings.Contains(req.URL.Path, "/authorizationpolicies") {
 				return errors.New("injected: the API server is unreachable")
 			}

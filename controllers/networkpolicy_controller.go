@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,14 +19,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
 // NetworkPolicyReconciler keeps the AuthorizationPolicies and the
 // NetworkPolicyTranslation of each NetworkPolicy right.
 type NetworkPolicyReconciler struct {
-	Ops *operator.Operator
+	// Client reads from the manager's cache and writes to the API server.
+	Client   client.Client
+	Recorder events.EventRecorder
+	Settings Settings
+	// APIReader reads from the API server, past the cache: the
+	// managedFields of the objects that brought a pending identity, which
+	// the pod cache drops.
+	APIReader client.Reader
+	// Now is the clock of condition transitions; nil means time.Now.
+	Now func() time.Time
 }
 
 // Reconcile translates one NetworkPolicy: fetch it (gone: clean up), gather
@@ -35,34 +44,34 @@ type NetworkPolicyReconciler struct {
 // an old Ready=True.
 func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	np := &networkingv1.NetworkPolicy{}
-	if err := r.Ops.Client.Get(ctx, req.NamespacedName, np); err != nil {
+	if err := r.Client.Get(ctx, req.NamespacedName, np); err != nil {
 		if apierrors.IsNotFound(err) {
-			if err := r.Ops.CleanUp(ctx, req.NamespacedName); err != nil {
+			if err := r.cleanUp(ctx, req.NamespacedName); err != nil {
 				return ctrl.Result{}, err
 			}
-			return ctrl.Result{}, r.Ops.ForgetApproval(ctx, req.NamespacedName)
+			return ctrl.Result{}, r.forgetApproval(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
-	in, err := r.Ops.Gather(ctx, np)
+	in, err := gather(ctx, r.Client, r.Settings, np)
 	if err != nil {
-		return r.failed(ctx, np, operator.ReasonGatherFailed, err)
+		return r.failed(ctx, np, reasonGatherFailed, err)
 	}
-	if operator.Terminating(in) {
+	if terminating(in) {
 		return ctrl.Result{}, nil
 	}
-	t := r.Ops.Translate(in)
+	t := translate.Translate(in.Snapshot, r.Settings.TranslateOptions()).Translations[0]
 	if t.Action == translate.ActionRemove {
-		return ctrl.Result{}, r.Ops.CleanUp(ctx, req.NamespacedName, t.Findings...)
+		return ctrl.Result{}, r.cleanUp(ctx, req.NamespacedName, t.Findings...)
 	}
-	if err := r.Ops.RecordBaseline(ctx, np, in, t); err != nil {
-		return r.failed(ctx, np, operator.ReasonRecordFailed, err)
+	if err := r.recordBaseline(ctx, np, in, t); err != nil {
+		return r.failed(ctx, np, reasonRecordFailed, err)
 	}
-	out, err := r.Ops.Apply(ctx, np, t)
+	out, err := r.apply(ctx, np, t)
 	if err != nil {
-		return r.failed(ctx, np, operator.ReasonApplyFailed, err)
+		return r.failed(ctx, np, reasonApplyFailed, err)
 	}
-	return retryConflicts(ctx, r.Ops.Report(ctx, np, in, out))
+	return retryConflicts(ctx, r.report(ctx, np, in, out))
 }
 
 // failed ends a reconcile whose step failed: a cache behind a write retries
@@ -72,7 +81,7 @@ func (r *NetworkPolicyReconciler) failed(ctx context.Context, np *networkingv1.N
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		return retryConflicts(ctx, err)
 	}
-	if serr := r.Ops.ReportFailure(ctx, np, reason, err); serr != nil {
+	if serr := r.reportFailure(ctx, np, reason, err); serr != nil {
 		ctrl.LoggerFrom(ctx).Error(serr, "reporting a failed reconcile")
 	}
 	return ctrl.Result{}, err
@@ -95,20 +104,20 @@ func retryConflicts(ctx context.Context, err error) (ctrl.Result, error) {
 // NetworkPolicyTranslations map to their controller, so hand edits and
 // deletions are undone.
 func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
-	if err := operator.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	m := operator.Mapper{Client: mgr.GetClient()}
+	m := mapper{Client: mgr.GetClient()}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
-		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, operator.Resynced()))).
+		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resynced()))).
 		Owns(&securityv1.AuthorizationPolicy{}).
 		Owns(&policyv1alpha1.NetworkPolicyTranslation{}).
 		Watches(&securityv1.AuthorizationPolicy{}, handler.EnqueueRequestsFromMapFunc(m.ConflictRequests)).
 		Watches(&policyv1alpha1.IdentityApproval{}, handler.EnqueueRequestsFromMapFunc(sameName)).
-		Watches(&corev1.Pod{}, m.PodHandler(), builder.WithPredicates(operator.PodChanged())).
-		Watches(&corev1.Namespace{}, m.NamespaceHandler(), builder.WithPredicates(operator.NamespaceChanged())).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.MeshConfigRequests), builder.WithPredicates(operator.MeshConfigChanged())).
+		Watches(&corev1.Pod{}, m.PodHandler(), builder.WithPredicates(podChanged())).
+		Watches(&corev1.Namespace{}, m.NamespaceHandler(), builder.WithPredicates(namespaceChanged())).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.MeshConfigRequests), builder.WithPredicates(meshConfigChanged())).
 		WithOptions(opts).
 		Complete(r)
 }
@@ -119,18 +128,18 @@ func sameName(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 // Setup wires the operator into mgr, whose cache must have been built with
-// operator.CacheOptions(settings).
-func Setup(ctx context.Context, mgr ctrl.Manager, settings operator.Settings, opts controller.Options) error {
-	r := &NetworkPolicyReconciler{Ops: &operator.Operator{
+// CacheOptions(settings).
+func Setup(ctx context.Context, mgr ctrl.Manager, settings Settings, opts controller.Options) error {
+	r := &NetworkPolicyReconciler{
 		Client:    mgr.GetClient(),
 		Recorder:  mgr.GetEventRecorder("netpol2authz"),
 		Settings:  settings,
 		APIReader: mgr.GetAPIReader(),
-	}}
+	}
 	if err := r.SetupWithManager(ctx, mgr, opts); err != nil {
 		return fmt.Errorf("setting up the NetworkPolicy controller: %w", err)
 	}
-	ns := &NamespaceReconciler{Client: mgr.GetClient(), Recorder: r.Ops.Recorder}
+	ns := &NamespaceReconciler{Client: mgr.GetClient(), Recorder: r.Recorder}
 	if err := ns.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up the Namespace controller: %w", err)
 	}

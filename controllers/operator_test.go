@@ -16,7 +16,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netpol2authz/netpol2authz/controllers"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 )
 
 const istioNamespace = "istio-system"
@@ -53,12 +52,12 @@ func (o *operatorRun) Stop() {
 }
 
 func startOperator() *operatorRun {
-	return startOperatorWith(operator.Settings{IstioNamespace: istioNamespace})
+	return startOperatorWith(controllers.Settings{IstioNamespace: istioNamespace})
 }
 
 // startOperatorWith starts an operator with settings; fail, when set, may
 // fail its requests (it sees each before it is sent).
-func startOperatorWith(settings operator.Settings, fail ...func(*http.Request) error) *operatorRun {
+func startOperatorWith(settings controllers.Settings, fail ...func(*http.Request) error) *operatorRun {
 	run := &operatorRun{done: make(chan struct{}), writes: &atomic.Int64{}}
 	c := rest.CopyConfig(cfg)
 	c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
@@ -78,7 +77,7 @@ func startOperatorWith(settings operator.Settings, fail ...func(*http.Request) e
 	}
 	mgr, err := ctrl.NewManager(c, ctrl.Options{
 		Scheme:                 testSch,
-		Cache:                  operator.CacheOptions(settings),
+		Cache:                  controllers.CacheOptions(settings),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// The steady-state spec starts a second manager in this process.

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
+	"github.com/netpol2authz/netpol2authz/controllers"
 )
 
 // reconciles reads controller-runtime's count of finished reconciles.
@@ -111,7 +111,7 @@ var _ = Describe("The steady state", func() {
 		Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
 
 		op.Stop()
-		op = startOperatorWith(operator.Settings{IstioNamespace: istioNamespace, ResyncPeriod: 2 * time.Second})
+		op = startOperatorWith(controllers.Settings{IstioNamespace: istioNamespace, ResyncPeriod: 2 * time.Second})
 		DeferCleanup(func() { op.Stop(); op = startOperator() })
 		waitSettled()
 		before := reconciles()

@@ -15,7 +15,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/netpol2authz/netpol2authz/internal/operator"
+	"github.com/netpol2authz/netpol2authz/controllers"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
@@ -35,7 +35,7 @@ var (
 	env     *envtest.Environment
 	cfg     *rest.Config
 	k8s     client.Client
-	testSch = operator.Scheme()
+	testSch = controllers.Scheme()
 	// op is the operator under test, started on the envtest control plane.
 	op *operatorRun
 )

@@ -37,7 +37,6 @@ import (
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/controllers"
 	"github.com/netpol2authz/netpol2authz/internal/cli"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
@@ -85,7 +84,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 
-	scheme := operator.Scheme()
+	scheme := controllers.Scheme()
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return err
@@ -189,10 +188,10 @@ func withDefaults(o Options) Options {
 }
 
 func startOperator(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, done chan<- error) error {
-	settings := operator.Settings{}
+	settings := controllers.Settings{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  operator.CacheOptions(settings),
+		Cache:                  controllers.CacheOptions(settings),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})

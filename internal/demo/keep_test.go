@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/controllers"
 	"github.com/netpol2authz/netpol2authz/internal/demo"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
@@ -72,7 +72,7 @@ func TestDemoKeepsRunningWithAKubeconfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the printed kubeconfig %s does not load: %v", path, err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/netpol2authz/netpol2authz/internal/operator"
+	"github.com/netpol2authz/netpol2authz/controllers"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
@@ -91,7 +91,7 @@ func TestInstallAppliesToAPIServer(t *testing.T) {
 		checkPodSecurityIsChecked(ctx, t, c, warns, objs)
 	})
 	t.Run("operator with the installed RBAC", func(t *testing.T) {
-		admin, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+		admin, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 
-	"github.com/netpol2authz/netpol2authz/internal/operator"
+	"github.com/netpol2authz/netpol2authz/controllers"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -33,7 +33,7 @@ var managerRenders = map[string]struct {
 		want: []string{
 			"--leader-elect", "--health-probe-bind-address=:8081", "--metrics-bind-address=:8443",
 			"--zap-log-level=info",
-			"--istio-namespace=" + operator.DefaultIstioNamespace,
+			"--istio-namespace=" + controllers.DefaultIstioNamespace,
 			fmt.Sprintf("--max-port-range=%d", translate.DefaultMaxPortRange),
 		},
 		dontWant: []string{"--metrics-secure", "--trust-domain", "--root-namespace"},

@@ -20,7 +20,6 @@ import (
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/controllers"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 )
 
 // The ServiceAccount dist/install.yaml runs the manager as.
@@ -36,7 +35,7 @@ func checkOperatorRunsWithInstalledRBAC(ctx context.Context, t *testing.T, env *
 		t.Fatal(err)
 	}
 	saCfg := user.Config()
-	scheme := operator.Scheme()
+	scheme := controllers.Scheme()
 	sa, err := client.New(saCfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -90,16 +89,16 @@ func checkOperatorRunsWithInstalledRBAC(ctx context.Context, t *testing.T, env *
 	// in the operator's namespace: the installed Role must allow it.
 	mgr, err := ctrl.NewManager(saCfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   operator.CacheOptions(operator.Settings{}),
+		Cache:                   controllers.CacheOptions(controllers.Settings{}),
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  "0",
 		LeaderElection:          true,
-		LeaderElectionID:        operator.LeaderElectionID,
+		LeaderElectionID:        controllers.LeaderElectionID,
 		LeaderElectionNamespace: "netpol2authz-system",
 	})
 	must(err)
 	skip := true
-	must(controllers.Setup(mgrCtx, mgr, operator.Settings{}, controller.Options{SkipNameValidation: &skip}))
+	must(controllers.Setup(mgrCtx, mgr, controllers.Settings{}, controller.Options{SkipNameValidation: &skip}))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mgrCtx) }()
 	defer func() {
@@ -129,10 +128,10 @@ func checkOperatorRunsWithInstalledRBAC(ctx context.Context, t *testing.T, env *
 	})
 	if err == nil {
 		lease := &coordinationv1.Lease{}
-		if err := admin.Get(ctx, client.ObjectKey{Namespace: "netpol2authz-system", Name: operator.LeaderElectionID}, lease); err != nil {
+		if err := admin.Get(ctx, client.ObjectKey{Namespace: "netpol2authz-system", Name: controllers.LeaderElectionID}, lease); err != nil {
 			t.Errorf("no leader election Lease: %v", err)
 		} else if h := lease.Spec.HolderIdentity; h == nil || *h == "" {
-			t.Errorf("the Lease %s has no holder", operator.LeaderElectionID)
+			t.Errorf("the Lease %s has no holder", controllers.LeaderElectionID)
 		}
 	}
 	if err != nil {

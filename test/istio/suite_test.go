@@ -24,7 +24,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netpol2authz/netpol2authz/controllers"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
@@ -43,7 +42,7 @@ var (
 	cfg    *rest.Config
 	k8s    client.Client
 	istiod *testenv.Istiod
-	scheme = operator.Scheme()
+	scheme = controllers.Scheme()
 )
 
 func TestIstio(t *testing.T) {
@@ -70,10 +69,10 @@ var _ = BeforeSuite(func() {
 		}
 	})
 
-	settings := operator.Settings{IstioNamespace: istiod.Namespace}
+	settings := controllers.Settings{IstioNamespace: istiod.Namespace}
 	mgr, err := ctrl.NewManager(rest.CopyConfig(cfg), ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  operator.CacheOptions(settings),
+		Cache:                  controllers.CacheOptions(settings),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: new(true)},

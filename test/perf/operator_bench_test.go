@@ -32,7 +32,6 @@ import (
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/controllers"
-	"github.com/netpol2authz/netpol2authz/internal/operator"
 	"github.com/netpol2authz/netpol2authz/internal/synth"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
@@ -91,7 +90,7 @@ func BenchmarkOperator(b *testing.B) {
 func measure(b *testing.B) map[string]float64 {
 	ctrl.SetLogger(logr.Discard())
 	ctx := context.Background()
-	sch := operator.Scheme()
+	sch := controllers.Scheme()
 	c, err := client.New(cfg, client.Options{Scheme: sch})
 	must(b, err)
 	out := map[string]float64{}
@@ -99,7 +98,7 @@ func measure(b *testing.B) map[string]float64 {
 	cluster := synth.Generate(size)
 	load(b, ctx, c, cluster)
 
-	out["cache-B/pod(transform)"] = cacheBytesPerPod(b, sch, cache.ByObject{Transform: operator.TransformPod})
+	out["cache-B/pod(transform)"] = cacheBytesPerPod(b, sch, cache.ByObject{Transform: controllers.TransformPod})
 	out["cache-B/pod(strip-managed-fields)"] = cacheBytesPerPod(b, sch, cache.ByObject{Transform: cache.TransformStripManagedFields()})
 	out["cache-B/pod(raw)"] = cacheBytesPerPod(b, sch, cache.ByObject{})
 
@@ -246,10 +245,10 @@ func startOperator(b *testing.B, sch *k8sruntime.Scheme, writes *atomic.Int64) f
 			return rt.RoundTrip(r)
 		})
 	}
-	settings := operator.Settings{}
+	settings := controllers.Settings{}
 	mgr, err := ctrl.NewManager(oc, ctrl.Options{
 		Scheme:                 sch,
-		Cache:                  operator.CacheOptions(settings),
+		Cache:                  controllers.CacheOptions(settings),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: new(true)},
@@ -286,9 +285,9 @@ func expected(b *testing.B, ctx context.Context, c client.Client) []translate.Tr
 		snap.Namespaces = append(snap.Namespaces, translate.Namespace{Name: n.Name, Labels: n.Labels, Annotations: n.Annotations})
 	}
 	for i := range pods.Items {
-		snap.Pods = append(snap.Pods, operator.EnginePod(&pods.Items[i]))
+		snap.Pods = append(snap.Pods, controllers.EnginePod(&pods.Items[i]))
 	}
-	return translate.Translate(snap, operator.Settings{}.TranslateOptions()).Translations
+	return translate.Translate(snap, controllers.Settings{}.TranslateOptions()).Translations
 }
 
 // right says whether the cluster holds exactly the expected policies and

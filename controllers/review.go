@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"cmp"
@@ -20,7 +20,7 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// RecordBaseline creates the IdentityApproval of np at its first
+// recordBaseline creates the IdentityApproval of np at its first
 // translation in review mode, listing every identity resolved then, before
 // anything is applied: from then on, what selection adds waits for a
 // person. It only ever creates: when a record appeared meanwhile (the
@@ -28,12 +28,12 @@ import (
 // with the record, so a stale cache can never approve anything. A record
 // the operator made for an earlier NetworkPolicy of the same name is
 // replaced.
-func (o *Operator) RecordBaseline(ctx context.Context, np *networkingv1.NetworkPolicy, in *Input, t translate.Translation) error {
+func (r *NetworkPolicyReconciler) recordBaseline(ctx context.Context, np *networkingv1.NetworkPolicy, in *input, t translate.Translation) error {
 	if !t.Baseline {
 		return nil
 	}
 	if old := in.StaleApproval; old != nil {
-		if err := o.Client.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil {
+		if err := r.Client.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting the IdentityApproval of an earlier NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 		}
 	}
@@ -52,20 +52,20 @@ func (o *Operator) RecordBaseline(ctx context.Context, np *networkingv1.NetworkP
 	for _, id := range t.Identities {
 		a.Spec.Identities = append(a.Spec.Identities, string(id))
 	}
-	if err := o.Client.Create(ctx, a); err != nil {
+	if err := r.Client.Create(ctx, a); err != nil {
 		return fmt.Errorf("recording the identities of the first translation of NetworkPolicy %s/%s: %w", np.Namespace, np.Name, err)
 	}
 	ctrl.LoggerFrom(ctx).Info("recorded the approved identities of a first translation", "identities", len(a.Spec.Identities))
 	return nil
 }
 
-// ForgetApproval deletes the IdentityApproval the operator created for the
+// forgetApproval deletes the IdentityApproval the operator created for the
 // NetworkPolicy key, which is gone. (Garbage collection does the same
 // through the owner reference; this also serves clusters without it.) A
 // record without that owner, from Git or a person, is left alone.
-func (o *Operator) ForgetApproval(ctx context.Context, key client.ObjectKey) error {
+func (r *NetworkPolicyReconciler) forgetApproval(ctx context.Context, key client.ObjectKey) error {
 	a := &policyv1alpha1.IdentityApproval{}
-	switch err := o.Client.Get(ctx, key, a); {
+	switch err := r.Client.Get(ctx, key, a); {
 	case apierrors.IsNotFound(err):
 		return nil
 	case err != nil:
@@ -74,7 +74,7 @@ func (o *Operator) ForgetApproval(ctx context.Context, key client.ObjectKey) err
 	if !isNetworkPolicyRef(metav1.GetControllerOfNoCopy(a), key.Name) {
 		return nil
 	}
-	if err := o.Client.Delete(ctx, a, client.Preconditions{UID: &a.UID}); client.IgnoreNotFound(err) != nil {
+	if err := r.Client.Delete(ctx, a, client.Preconditions{UID: &a.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting IdentityApproval %s: %w", key, err)
 	}
 	return nil
@@ -84,7 +84,7 @@ func (o *Operator) ForgetApproval(ctx context.Context, key client.ObjectKey) err
 // managers that last wrote the labels that brought them. What the previous
 // status already says about the same source and labels is kept; the rest is
 // read once from the API server (the pod cache holds no managedFields).
-func (o *Operator) fillFieldManagers(ctx context.Context, t *translate.Translation, prev []policyv1alpha1.PendingIdentity) {
+func (r *NetworkPolicyReconciler) fillFieldManagers(ctx context.Context, t *translate.Translation, prev []policyv1alpha1.PendingIdentity) {
 	if len(t.Pending) == 0 {
 		return
 	}
@@ -102,7 +102,7 @@ func (o *Operator) fillFieldManagers(ctx context.Context, t *translate.Translati
 			key := sourceKey(s.Ref.Kind, s.Ref.Namespace, s.Ref.Name, s.Labels)
 			managers, ok := known[key]
 			if !ok {
-				managers = o.labelManagers(ctx, s.Ref, slices.Sorted(maps.Keys(s.Labels)))
+				managers = r.labelManagers(ctx, s.Ref, slices.Sorted(maps.Keys(s.Labels)))
 				known[key] = managers
 			}
 			s.FieldManagers = managers
@@ -119,8 +119,8 @@ func sourceKey(kind, ns, name string, labels map[string]string) string {
 // labelManagers reads the object ref from the API server and returns the
 // managers of its managedFields that own any of the label keys, the most
 // recent first. It returns nil when the object cannot be read.
-func (o *Operator) labelManagers(ctx context.Context, ref translate.ObjectRef, keys []string) []string {
-	if o.APIReader == nil {
+func (r *NetworkPolicyReconciler) labelManagers(ctx context.Context, ref translate.ObjectRef, keys []string) []string {
+	if r.APIReader == nil {
 		return nil
 	}
 	var obj client.Object
@@ -132,20 +132,20 @@ func (o *Operator) labelManagers(ctx context.Context, ref translate.ObjectRef, k
 	default:
 		return nil
 	}
-	if err := o.APIReader.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, obj); err != nil {
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, obj); err != nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("cannot read the field managers of a pending identity's source", "kind", ref.Kind, "name", ref.Name, "error", err.Error())
 		return nil
 	}
-	return LabelManagers(obj.GetManagedFields(), keys)
+	return labelManagersOf(obj.GetManagedFields(), keys)
 }
 
 // maxFieldManagers bounds the managers listed per source.
 const maxFieldManagers = 8
 
-// LabelManagers returns the managers of entries that own one of the label
+// labelManagersOf returns the managers of entries that own one of the label
 // keys, the most recent first, each once; a manager that wrote through the
 // status subresource is suffixed " (status)".
-func LabelManagers(entries []metav1.ManagedFieldsEntry, keys []string) []string {
+func labelManagersOf(entries []metav1.ManagedFieldsEntry, keys []string) []string {
 	type owner struct {
 		name string
 		at   time.Time

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"cmp"
@@ -19,46 +19,46 @@ import (
 // Reasons of the Ready, Exact and IstioAccepted conditions beyond finding
 // types and the reasons istiod gives.
 const (
-	ReasonApplied     = "Applied"
-	ReasonApplyFailed = "ApplyFailed"
+	reasonApplied     = "Applied"
+	reasonApplyFailed = "ApplyFailed"
 	// ReasonGatherFailed: the inputs could not be read (the mesh config
 	// does not parse, the cache failed).
-	ReasonGatherFailed = "GatherFailed"
+	reasonGatherFailed = "GatherFailed"
 	// ReasonRecordFailed: the identities of a first translation could not
 	// be recorded, so nothing was applied.
-	ReasonRecordFailed = "RecordFailed"
-	ReasonExact        = "Exact"
+	reasonRecordFailed = "RecordFailed"
+	reasonExact        = "Exact"
 	// ReasonIstioNotAccepted: Ready is False because istiod did not accept
 	// a generated policy.
-	ReasonIstioNotAccepted = "IstioNotAccepted"
+	reasonIstioNotAccepted = "IstioNotAccepted"
 	// ReasonAccepted: istiod accepted every generated policy.
-	ReasonAccepted = "Accepted"
+	reasonAccepted = "Accepted"
 	// ReasonRefused: the API server refused a generated policy (Istio's
 	// webhook or the CRD's schema).
-	ReasonRefused = "Refused"
+	reasonRefused = "Refused"
 	// ReasonNoStatus: no istiod wrote a status on the generated policies.
-	ReasonNoStatus = "NoStatus"
+	reasonNoStatus = "NoStatus"
 	// ReasonPartialStatus: istiod wrote a status on some of them only.
-	ReasonPartialStatus = "PartialStatus"
+	reasonPartialStatus = "PartialStatus"
 	// ReasonNoPolicies: nothing was generated, so nothing to accept.
-	ReasonNoPolicies = "NoPolicies"
+	reasonNoPolicies = "NoPolicies"
 )
 
 // maxMessage is the longest finding message the API accepts.
 const maxMessage = 2048
 
-// Outcome is everything the status of one NetworkPolicy is built from.
-type Outcome struct {
+// outcome is everything the status of one NetworkPolicy is built from.
+type outcome struct {
 	Translation translate.Translation
-	// Applied is what Apply put in place; empty when the translation was
+	// appliedPolicies is what Apply put in place; empty when the translation was
 	// not active.
-	Applied Applied
+	applied appliedPolicies
 	// ApplyError is set when the API refused a generated policy for good
 	// (invalid), so Ready says so instead of the reconcile retrying.
 	ApplyError error
 	// Istio is what Istio wrote on the policies in place: one entry per
 	// policy, sorted by name.
-	Istio []IstioVerdict
+	Istio []istioVerdict
 	// Ambient says the NetworkPolicy's namespace is in ambient mode, where
 	// ztunnel enforces: only there does istiod's ZtunnelAccepted speak of
 	// the namespace's workloads.
@@ -68,45 +68,45 @@ type Outcome struct {
 // ztunnelAccepted is the condition istiod writes about ztunnel.
 const ztunnelAccepted = "ZtunnelAccepted"
 
-// IstioVerdict is the status istiod wrote on one generated
+// istioVerdict is the status istiod wrote on one generated
 // AuthorizationPolicy.
-type IstioVerdict struct {
+type istioVerdict struct {
 	Policy     string
 	Generation int64
 	// Conditions istiod wrote (ZtunnelAccepted…); empty when none did.
-	Conditions []IstioCondition
+	Conditions []istioConditionSpec
 }
 
-// IstioCondition is one condition of an Istio status.
-type IstioCondition struct {
+// istioConditionSpec is one condition of an Istio status.
+type istioConditionSpec struct {
 	Type, Status, Reason, Message string
 	ObservedGeneration            int64
 }
 
 // istioVerdicts reads Istio's status off the policies in place.
-func istioVerdicts(aps []*securityv1.AuthorizationPolicy, inPlace []string) []IstioVerdict {
-	var out []IstioVerdict
+func istioVerdicts(aps []*securityv1.AuthorizationPolicy, inPlace []string) []istioVerdict {
+	var out []istioVerdict
 	for _, ap := range aps {
 		if !slices.Contains(inPlace, ap.Name) {
 			continue
 		}
-		v := IstioVerdict{Policy: ap.Name, Generation: ap.Generation}
+		v := istioVerdict{Policy: ap.Name, Generation: ap.Generation}
 		for _, c := range ap.Status.GetConditions() {
 			if c.GetType() == "" {
 				continue
 			}
-			v.Conditions = append(v.Conditions, IstioCondition{Type: c.GetType(), Status: c.GetStatus(), Reason: c.GetReason(), Message: c.GetMessage(), ObservedGeneration: c.GetObservedGeneration()})
+			v.Conditions = append(v.Conditions, istioConditionSpec{Type: c.GetType(), Status: c.GetStatus(), Reason: c.GetReason(), Message: c.GetMessage(), ObservedGeneration: c.GetObservedGeneration()})
 		}
 		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b IstioVerdict) int { return cmp.Compare(a.Policy, b.Policy) })
+	slices.SortFunc(out, func(a, b istioVerdict) int { return cmp.Compare(a.Policy, b.Policy) })
 	return out
 }
 
 // Findings are the translation's findings and the conflicts met applying
 // it, sorted by type then message.
-func (o Outcome) Findings() []translate.Finding {
-	out := slices.Concat(o.Translation.Findings, o.Applied.Conflicts)
+func (o outcome) Findings() []translate.Finding {
+	out := slices.Concat(o.Translation.Findings, o.applied.Conflicts)
 	slices.SortStableFunc(out, func(a, b translate.Finding) int {
 		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Message, b.Message))
 	})
@@ -115,14 +115,14 @@ func (o Outcome) Findings() []translate.Finding {
 
 // Result names the outcome for the translations_total metric: invalid,
 // error, conflict, inexact or exact.
-func (o Outcome) Result() string {
+func (o outcome) Result() string {
 	findings := o.Findings()
 	switch {
 	case o.Translation.Action != translate.ActionApply:
 		return "invalid"
 	case o.ApplyError != nil:
 		return "error"
-	case len(o.Applied.Conflicts) > 0:
+	case len(o.applied.Conflicts) > 0:
 		return "conflict"
 	case firstInexact(findings) != "":
 		return "inexact"
@@ -131,16 +131,16 @@ func (o Outcome) Result() string {
 	}
 }
 
-// BuildStatus is the status of the translation of a NetworkPolicy of the
+// buildStatus is the status of the translation of a NetworkPolicy of the
 // given generation: prev is the current status (so that conditions keep
 // their LastTransitionTime when they do not change) and now the time of a
 // transition. It never mutates prev.
-func BuildStatus(prev *policyv1alpha1.NetworkPolicyTranslationStatus, generation int64, o Outcome, now metav1.Time) policyv1alpha1.NetworkPolicyTranslationStatus {
+func buildStatus(prev *policyv1alpha1.NetworkPolicyTranslationStatus, generation int64, o outcome, now metav1.Time) policyv1alpha1.NetworkPolicyTranslationStatus {
 	t := o.Translation
 	findings := o.Findings()
 	principals, rules := t.Principals, t.Rules
-	if len(o.Applied.Conflicts) > 0 {
-		principals, rules = countInPlace(t.Policies, o.Applied.Policies)
+	if len(o.applied.Conflicts) > 0 {
+		principals, rules = countInPlace(t.Policies, o.applied.Policies)
 	}
 	st := policyv1alpha1.NetworkPolicyTranslationStatus{
 		ObservedGeneration: generation,
@@ -154,8 +154,8 @@ func BuildStatus(prev *policyv1alpha1.NetworkPolicyTranslationStatus, generation
 		Pending:            int32(len(t.Pending)),
 		PendingIdentities:  apiPending(t.Pending),
 	}
-	if n := len(o.Applied.Policies); n > 0 {
-		st.AuthorizationPolicies = slices.Clone(o.Applied.Policies[:min(n, policyv1alpha1.MaxAuthorizationPolicies)])
+	if n := len(o.applied.Policies); n > 0 {
+		st.AuthorizationPolicies = slices.Clone(o.applied.Policies[:min(n, policyv1alpha1.MaxAuthorizationPolicies)])
 	}
 	for _, c := range prev.Conditions {
 		if c.Type == policyv1alpha1.ConditionReady || c.Type == policyv1alpha1.ConditionExact || c.Type == policyv1alpha1.ConditionIstioAccepted {
@@ -194,7 +194,7 @@ func countInPlace(policies []*securityv1.AuthorizationPolicy, inPlace []string) 
 	return len(seen), rules
 }
 
-func readyCondition(o Outcome, findings []translate.Finding, istio metav1.Condition) metav1.Condition {
+func readyCondition(o outcome, findings []translate.Finding, istio metav1.Condition) metav1.Condition {
 	c := metav1.Condition{Type: policyv1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	switch {
 	case o.Translation.Action != translate.ActionApply:
@@ -203,16 +203,16 @@ func readyCondition(o Outcome, findings []translate.Finding, istio metav1.Condit
 		f := firstOfSeverity(findings, translate.SeverityError)
 		c.Reason, c.Message = string(f.Type), f.Message
 	case o.ApplyError != nil:
-		c.Reason, c.Message = ReasonApplyFailed, "the API server refused a generated AuthorizationPolicy: "+o.ApplyError.Error()
-	case len(o.Applied.Conflicts) > 0:
+		c.Reason, c.Message = reasonApplyFailed, "the API server refused a generated AuthorizationPolicy: "+o.ApplyError.Error()
+	case len(o.applied.Conflicts) > 0:
 		c.Reason = string(translate.Conflict)
 		c.Message = fmt.Sprintf("%d of %d AuthorizationPolicies in place; %d held by objects netpol2authz does not own (see the Conflict findings)",
-			len(o.Applied.Policies), len(o.Translation.Policies), len(o.Applied.Conflicts))
+			len(o.applied.Policies), len(o.Translation.Policies), len(o.applied.Conflicts))
 	case istio.Status == metav1.ConditionFalse:
-		c.Reason, c.Message = ReasonIstioNotAccepted, "in place, but Istio did not accept them: "+istio.Message
+		c.Reason, c.Message = reasonIstioNotAccepted, "in place, but Istio did not accept them: "+istio.Message
 	default:
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonApplied
-		c.Message = countOf(len(o.Applied.Policies), "AuthorizationPolicy", "AuthorizationPolicies") + " in place"
+		c.Status, c.Reason = metav1.ConditionTrue, reasonApplied
+		c.Message = countOf(len(o.applied.Policies), "AuthorizationPolicy", "AuthorizationPolicies") + " in place"
 	}
 	c.Message = truncate(c.Message, 32768)
 	return c
@@ -225,15 +225,15 @@ func readyCondition(o Outcome, findings []translate.Finding, istio metav1.Condit
 // meshes, older Istio). While istiod has not yet judged the current
 // generation of a policy, the previous verdict stands, so that an update
 // costs no extra status write.
-func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
+func istioCondition(o outcome, prev *metav1.Condition) metav1.Condition {
 	c := metav1.Condition{Type: policyv1alpha1.ConditionIstioAccepted, Status: metav1.ConditionUnknown}
 	if o.ApplyError != nil {
-		c.Status, c.Reason = metav1.ConditionFalse, ReasonRefused
+		c.Status, c.Reason = metav1.ConditionFalse, reasonRefused
 		c.Message = truncate("the API server refused a generated AuthorizationPolicy: "+o.ApplyError.Error(), 32768)
 		return c
 	}
 	if len(o.Istio) == 0 {
-		c.Reason, c.Message = ReasonNoPolicies, "no AuthorizationPolicy is in place, so there is nothing for Istio to accept"
+		c.Reason, c.Message = reasonNoPolicies, "no AuthorizationPolicy is in place, so there is nothing for Istio to accept"
 		return c
 	}
 	var accepted, silent []string
@@ -244,7 +244,7 @@ func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
 			// Sidecars enforce here: ZtunnelAccepted=True still says istiod
 			// took the policy in, but a False one speaks of ztunnel alone
 			// (such as "dry-run is not supported in ztunnel").
-			conds = slices.DeleteFunc(slices.Clone(conds), func(c IstioCondition) bool {
+			conds = slices.DeleteFunc(slices.Clone(conds), func(c istioConditionSpec) bool {
 				return c.Type == ztunnelAccepted && c.Status != string(metav1.ConditionTrue)
 			})
 			ztunnelOnly = ztunnelOnly || len(conds) < len(v.Conditions)
@@ -259,7 +259,7 @@ func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
 				stale = true
 			}
 			if ic.Status == string(metav1.ConditionFalse) {
-				c.Status, c.Reason = metav1.ConditionFalse, cmp.Or(conditionReason(ic.Reason), ReasonIstioNotAccepted)
+				c.Status, c.Reason = metav1.ConditionFalse, cmp.Or(conditionReason(ic.Reason), reasonIstioNotAccepted)
 				c.Message = truncate(fmt.Sprintf("istiod set %s=False on AuthorizationPolicy %s (%s): %s", ic.Type, v.Policy, ic.Reason, ic.Message), 32768)
 				return c
 			}
@@ -276,16 +276,16 @@ func istioCondition(o Outcome, prev *metav1.Condition) metav1.Condition {
 	}
 	switch {
 	case len(accepted) == len(o.Istio):
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonAccepted
+		c.Status, c.Reason = metav1.ConditionTrue, reasonAccepted
 		c.Message = "istiod accepted " + countOf(len(accepted), "AuthorizationPolicy", "AuthorizationPolicies") + " (" + conditionTypes(o.Istio) + ")"
 	case len(silent) == len(o.Istio) && ztunnelOnly:
-		c.Reason = ReasonNoStatus
+		c.Reason = reasonNoStatus
 		c.Message = "admitted by the API server (and istiod's webhook, where it is installed); istiod's only verdict on the generated AuthorizationPolicies, ZtunnelAccepted=False, speaks of ztunnel only, and this namespace is not ambient: its sidecars are not judged there"
 	case len(silent) == len(o.Istio):
-		c.Reason = ReasonNoStatus
+		c.Reason = reasonNoStatus
 		c.Message = "admitted by the API server, but no istiod wrote a status on the generated AuthorizationPolicies: sidecar-only meshes and Istio versions without ambient status do not, so whether istiod accepted them is not known here"
 	default:
-		c.Reason = ReasonPartialStatus
+		c.Reason = reasonPartialStatus
 		c.Message = fmt.Sprintf("istiod accepted %d of %d AuthorizationPolicies; it wrote no status on %s", len(accepted), len(o.Istio), strings.Join(silent, ", "))
 	}
 	return c
@@ -305,7 +305,7 @@ func conditionReason(r string) string {
 	return out
 }
 
-func conditionTypes(vs []IstioVerdict) string {
+func conditionTypes(vs []istioVerdict) string {
 	var types []string
 	for _, v := range vs {
 		for _, c := range v.Conditions {
@@ -324,7 +324,7 @@ func conditionTypes(vs []IstioVerdict) string {
 func exactCondition(findings []translate.Finding) metav1.Condition {
 	first := firstInexact(findings)
 	if first == "" {
-		return metav1.Condition{Type: policyv1alpha1.ConditionExact, Status: metav1.ConditionTrue, Reason: ReasonExact,
+		return metav1.Condition{Type: policyv1alpha1.ConditionExact, Status: metav1.ConditionTrue, Reason: reasonExact,
 			Message: "Istio allows exactly what the NetworkPolicy allows, for TCP"}
 	}
 	n := 0
@@ -451,9 +451,9 @@ func truncate(s string, limit int) string {
 	return s[:cut] + mark
 }
 
-// FindingTypes are the distinct finding types of a status, with the
+// findingTypes are the distinct finding types of a status, with the
 // severity of each.
-func FindingTypes(findings []policyv1alpha1.Finding) map[string]policyv1alpha1.Severity {
+func findingTypes(findings []policyv1alpha1.Finding) map[string]policyv1alpha1.Severity {
 	out := make(map[string]policyv1alpha1.Severity, len(findings))
 	for _, f := range findings {
 		if _, ok := out[f.Type]; !ok {

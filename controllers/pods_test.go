@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"net/netip"
@@ -99,7 +99,7 @@ func TestPodChanged(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			oldPod, newPod := fullPod(), fullPod()
 			tc.change(newPod)
-			if got := PodChanged().Update(event.UpdateEvent{ObjectOld: oldPod, ObjectNew: newPod}); got != tc.want {
+			if got := podChanged().Update(event.UpdateEvent{ObjectOld: oldPod, ObjectNew: newPod}); got != tc.want {
 				t.Errorf("PodChanged = %v, want %v", got, tc.want)
 			}
 		})

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"context"
@@ -19,10 +19,10 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// Mapper turns a change of a pod, a namespace, an AuthorizationPolicy or the
+// mapper turns a change of a pod, a namespace, an AuthorizationPolicy or the
 // mesh config into the NetworkPolicies whose translation it can change. It
 // reads only the cache, through the field indexes of SetupIndexes.
-type Mapper struct {
+type mapper struct {
 	Client client.Reader
 }
 
@@ -37,7 +37,7 @@ func enqueue(q queue, keys sets.Set[types.NamespacedName]) {
 // PodHandler enqueues the NetworkPolicies a pod's old or new state can
 // matter to. Updates see both states, so a pod relabelled out of a selector
 // still reaches the policy it left.
-func (m Mapper) PodHandler() handler.EventHandler {
+func (m mapper) PodHandler() handler.EventHandler {
 	pod := func(o client.Object) *corev1.Pod { p, _ := o.(*corev1.Pod); return p }
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
@@ -60,7 +60,7 @@ func (m Mapper) PodHandler() handler.EventHandler {
 // cross-namespace ones (IndexScope); a candidate is kept when its
 // podSelector can select the pod, or an ingress peer can select it or
 // another pod of its ServiceAccount (a shared identity).
-func (m Mapper) podPolicies(ctx context.Context, pods ...*corev1.Pod) sets.Set[types.NamespacedName] {
+func (m mapper) podPolicies(ctx context.Context, pods ...*corev1.Pod) sets.Set[types.NamespacedName] {
 	out := sets.New[types.NamespacedName]()
 	var first *corev1.Pod
 	for _, p := range pods {
@@ -94,12 +94,12 @@ func (m Mapper) podPolicies(ctx context.Context, pods ...*corev1.Pod) sets.Set[t
 // namespaceSelector anywhere, in opted-in namespaces only: a pod cannot
 // change a policy that is not translated, and opting in enqueues all the
 // namespace's policies anyway.
-func (m Mapper) candidates(ctx context.Context, ns string) ([]*networkingv1.NetworkPolicy, error) {
+func (m mapper) candidates(ctx context.Context, ns string) ([]*networkingv1.NetworkPolicy, error) {
 	var local, cross networkingv1.NetworkPolicyList
 	if err := m.Client.List(ctx, &local, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	if err := m.Client.List(ctx, &cross, client.MatchingFields{IndexScope: ScopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := m.Client.List(ctx, &cross, client.MatchingFields{indexScope: scopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	optedIn := m.optedIn(ctx)
@@ -119,7 +119,7 @@ func (m Mapper) candidates(ctx context.Context, ns string) ([]*networkingv1.Netw
 
 // optedIn returns a function saying whether a namespace carries the mode
 // annotation, remembering answers for the duration of one event.
-func (m Mapper) optedIn(ctx context.Context) func(string) bool {
+func (m mapper) optedIn(ctx context.Context) func(string) bool {
 	known := map[string]bool{}
 	return func(name string) bool {
 		in, ok := known[name]
@@ -136,7 +136,7 @@ func (m Mapper) optedIn(ctx context.Context) func(string) bool {
 	}
 }
 
-func (m Mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
+func (m mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
 	ns := &corev1.Namespace{}
 	if err := m.Client.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
 		return labels.Set{"kubernetes.io/metadata.name": name}
@@ -148,13 +148,13 @@ func (m Mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
 // change the translation of np, as the engine's dependency model says; the
 // other pods of p's ServiceAccount come from the cache's index, only when
 // they decide.
-func (m Mapper) podMatters(ctx context.Context, np *networkingv1.NetworkPolicy, p *corev1.Pod, nsLabels labels.Set) bool {
+func (m mapper) podMatters(ctx context.Context, np *networkingv1.NetworkPolicy, p *corev1.Pod, nsLabels labels.Set) bool {
 	ep := EnginePod(p)
 	var listErr error
 	matters := translate.DependenciesOf(np).PodMatters(&ep, nsLabels, func() []translate.Pod {
 		var same corev1.PodList
 		if listErr = m.Client.List(ctx, &same, client.InNamespace(p.Namespace),
-			client.MatchingFields{IndexServiceAccount: serviceAccountKeys(p)[0]}, client.UnsafeDisableDeepCopy); listErr != nil {
+			client.MatchingFields{indexServiceAccount: serviceAccountKeys(p)[0]}, client.UnsafeDisableDeepCopy); listErr != nil {
 			return nil
 		}
 		out := make([]translate.Pod, 0, len(same.Items))
@@ -171,7 +171,7 @@ func (m Mapper) podMatters(ctx context.Context, np *networkingv1.NetworkPolicy, 
 // that namespace when its netpol2authz annotations or ambient mode change,
 // and the cross-namespace ones whose namespaceSelectors match its old or
 // new labels when its labels change.
-func (m Mapper) NamespaceHandler() handler.EventHandler {
+func (m mapper) NamespaceHandler() handler.EventHandler {
 	ns := func(o client.Object) *corev1.Namespace { n, _ := o.(*corev1.Namespace); return n }
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
@@ -189,7 +189,7 @@ func (m Mapper) NamespaceHandler() handler.EventHandler {
 	}
 }
 
-func (m Mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespace) sets.Set[types.NamespacedName] {
+func (m mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespace) sets.Set[types.NamespacedName] {
 	out := sets.New[types.NamespacedName]()
 	var before, after *translate.Namespace
 	name := ""
@@ -210,7 +210,7 @@ func (m Mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespac
 		log.Error(err, "listing NetworkPolicies for a namespace change")
 		return out
 	}
-	if err := m.Client.List(ctx, &cross, client.MatchingFields{IndexScope: ScopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := m.Client.List(ctx, &cross, client.MatchingFields{indexScope: scopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
 		log.Error(err, "listing NetworkPolicies for a namespace change")
 		return out
 	}
@@ -233,9 +233,9 @@ func (m Mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespac
 // ConflictRequests maps an AuthorizationPolicy to the NetworkPolicies whose
 // status reports a Conflict over its name, so that they take the name
 // when it is freed.
-func (m Mapper) ConflictRequests(ctx context.Context, o client.Object) []reconcile.Request {
+func (m mapper) ConflictRequests(ctx context.Context, o client.Object) []reconcile.Request {
 	var list policyv1alpha1.NetworkPolicyTranslationList
-	if err := m.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexConflict: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := m.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexConflict: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing NetworkPolicyTranslations in conflict", "authorizationPolicy", client.ObjectKeyFromObject(o))
 		return nil
 	}
@@ -249,7 +249,7 @@ func (m Mapper) ConflictRequests(ctx context.Context, o client.Object) []reconci
 // MeshConfigRequests maps a change of the mesh config to every
 // NetworkPolicy of an opted-in namespace: the trust domain or the root
 // namespace may have changed.
-func (m Mapper) MeshConfigRequests(ctx context.Context, _ client.Object) []reconcile.Request {
+func (m mapper) MeshConfigRequests(ctx context.Context, _ client.Object) []reconcile.Request {
 	log := ctrl.LoggerFrom(ctx)
 	var nsList corev1.NamespaceList
 	if err := m.Client.List(ctx, &nsList, client.UnsafeDisableDeepCopy); err != nil {

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"context"
@@ -54,8 +54,8 @@ func fakeCache(t *testing.T, objs ...client.Object) client.Client {
 		t.Fatal(err)
 	}
 	return fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
-		WithIndex(&networkingv1.NetworkPolicy{}, IndexScope, scopeKeys).
-		WithIndex(&corev1.Pod{}, IndexServiceAccount, serviceAccountKeys).
+		WithIndex(&networkingv1.NetworkPolicy{}, indexScope, scopeKeys).
+		WithIndex(&corev1.Pod{}, indexServiceAccount, serviceAccountKeys).
 		Build()
 }
 
@@ -106,7 +106,7 @@ func names(in sets.Set[types.NamespacedName]) []string {
 }
 
 func TestPodPolicies(t *testing.T) {
-	m := Mapper{Client: fakeCache(t, mappingCluster()...)}
+	m := mapper{Client: fakeCache(t, mappingCluster()...)}
 	tests := map[string]struct {
 		pods []*corev1.Pod
 		want []string
@@ -154,7 +154,7 @@ func TestPodPolicies(t *testing.T) {
 }
 
 func TestNamespacePolicies(t *testing.T) {
-	m := Mapper{Client: fakeCache(t, mappingCluster()...)}
+	m := mapper{Client: fakeCache(t, mappingCluster()...)}
 	mode := map[string]string{"netpol2authz.io/mode": "enforce"}
 	withAnn := func(n *corev1.Namespace, a map[string]string) *corev1.Namespace { n.Annotations = a; return n }
 	tests := map[string]struct {

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"sync"
@@ -77,11 +77,11 @@ type gauges struct {
 
 var recorded = &gauges{perNP: map[types.NamespacedName]stats{}, findings: map[[2]string]int{}, pending: map[string]int{}}
 
-// RecordTranslation counts one translation and sets the contribution of np
+// recordTranslation counts one translation and sets the contribution of np
 // to the gauges.
-func RecordTranslation(np types.NamespacedName, o Outcome) {
+func recordTranslation(np types.NamespacedName, o outcome) {
 	translationsTotal.WithLabelValues(o.Result()).Inc()
-	s := stats{findings: map[translate.FindingType]int{}, policies: len(o.Applied.Policies)}
+	s := stats{findings: map[translate.FindingType]int{}, policies: len(o.applied.Policies)}
 	if o.Translation.Action == translate.ActionApply {
 		s.principals = o.Translation.Principals
 		s.pending = len(o.Translation.Pending)
@@ -92,12 +92,12 @@ func RecordTranslation(np types.NamespacedName, o Outcome) {
 	recorded.set(np, s)
 }
 
-// RecordError counts a reconcile that failed on the API.
-func RecordError() { translationsTotal.WithLabelValues("error").Inc() }
+// recordError counts a reconcile that failed on the API.
+func recordError() { translationsTotal.WithLabelValues("error").Inc() }
 
-// ForgetTranslation removes the contribution of np: it is gone, or no
+// forgetTranslation removes the contribution of np: it is gone, or no
 // longer translated.
-func ForgetTranslation(np types.NamespacedName) { recorded.set(np, stats{}) }
+func forgetTranslation(np types.NamespacedName) { recorded.set(np, stats{}) }
 
 func (g *gauges) set(np types.NamespacedName, s stats) {
 	g.mu.Lock()

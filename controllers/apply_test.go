@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func writeCounter(t *testing.T, writes *int, objs ...client.Object) client.Clien
 	}
 	count := func() { *writes++ }
 	return fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
-		WithIndex(&securityv1.AuthorizationPolicy{}, IndexOwner, ownerKeys).
+		WithIndex(&securityv1.AuthorizationPolicy{}, indexOwner, ownerKeys).
 		WithInterceptorFuncs(interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
 				count()
@@ -78,7 +78,7 @@ func TestApply(t *testing.T) {
 		generated("netpol-db-1", "cluster.local/ns/shop/sa/web"),
 		generated("netpol-db-2", "cluster.local/ns/shop/sa/web"),
 	}
-	got, err := Apply(context.Background(), c, dbPolicy, desired)
+	got, err := applyPolicies(context.Background(), c, dbPolicy, desired)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestApply(t *testing.T) {
 	}
 
 	writes = 0
-	if _, err := Apply(context.Background(), c, dbPolicy, desired); err != nil {
+	if _, err := applyPolicies(context.Background(), c, dbPolicy, desired); err != nil {
 		t.Fatal(err)
 	}
 	if writes != 0 {
@@ -122,7 +122,7 @@ func TestApplyAdoptsPoliciesOfAnEarlierNetworkPolicyOfTheSameName(t *testing.T) 
 	old.OwnerReferences[0].UID = "deleted-uid"
 	writes := 0
 	c := writeCounter(t, &writes, old)
-	got, err := Apply(context.Background(), c, dbPolicy, []*securityv1.AuthorizationPolicy{generated("netpol-db", "cluster.local/ns/shop/sa/api")})
+	got, err := applyPolicies(context.Background(), c, dbPolicy, []*securityv1.AuthorizationPolicy{generated("netpol-db", "cluster.local/ns/shop/sa/api")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +134,8 @@ func TestApplyAdoptsPoliciesOfAnEarlierNetworkPolicyOfTheSameName(t *testing.T) 
 func TestApplyKeepsWhatExistsOnInvalidInput(t *testing.T) {
 	kept := generated("netpol-db", "cluster.local/ns/shop/sa/api")
 	writes := 0
-	o := &Operator{Client: writeCounter(t, &writes, kept)}
-	out, err := o.Apply(context.Background(), dbPolicy, translate.Translation{Action: translate.ActionKeep,
+	r := &NetworkPolicyReconciler{Client: writeCounter(t, &writes, kept)}
+	out, err := r.apply(context.Background(), dbPolicy, translate.Translation{Action: translate.ActionKeep,
 		Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestApplyKeepsWhatExistsOnInvalidInput(t *testing.T) {
 	if writes != 0 {
 		t.Errorf("%d writes on invalid input, want none", writes)
 	}
-	if diff := cmp.Diff([]string{"netpol-db"}, out.Applied.Policies); diff != "" {
+	if diff := cmp.Diff([]string{"netpol-db"}, out.applied.Policies); diff != "" {
 		t.Errorf("policies still in force (-want,+got):\n%s", diff)
 	}
 }

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// Applied is what Apply put in place.
-type Applied struct {
+// appliedPolicies is what Apply put in place.
+type appliedPolicies struct {
 	// Policies are the names of the desired AuthorizationPolicies that
 	// exist as generated, sorted.
 	Policies []string
@@ -47,13 +47,13 @@ func isNetworkPolicyRef(ref *metav1.OwnerReference, npName string) bool {
 	return ref != nil && ref.Kind == "NetworkPolicy" && ref.APIVersion == networkingv1.SchemeGroupVersion.String() && ref.Name == npName
 }
 
-// Apply makes the AuthorizationPolicies of np exactly desired: it creates the
+// applyPolicies makes the AuthorizationPolicies of np exactly desired: it creates the
 // missing ones, updates its own that differ, leaves alone (and reports) a
 // same-named one it does not own, and deletes its own that are no longer
 // desired. Every read goes to the cache; nothing is written when everything
 // is already right. API errors are returned as they come.
-func Apply(ctx context.Context, c client.Client, np *networkingv1.NetworkPolicy, desired []*securityv1.AuthorizationPolicy) (Applied, error) {
-	var out Applied
+func applyPolicies(ctx context.Context, c client.Client, np *networkingv1.NetworkPolicy, desired []*securityv1.AuthorizationPolicy) (appliedPolicies, error) {
+	var out appliedPolicies
 	want := make(map[string]bool, len(desired))
 	for _, d := range desired {
 		want[d.Name] = true
@@ -118,7 +118,7 @@ func merged(cur, desired *securityv1.AuthorizationPolicy) *securityv1.Authorizat
 // found through the owner index of the cache.
 func ownedBy(ctx context.Context, c client.Reader, np types.NamespacedName) ([]*securityv1.AuthorizationPolicy, error) {
 	var list securityv1.AuthorizationPolicyList
-	if err := c.List(ctx, &list, client.InNamespace(np.Namespace), client.MatchingFields{IndexOwner: np.Name}); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(np.Namespace), client.MatchingFields{indexOwner: np.Name}); err != nil {
 		return nil, fmt.Errorf("listing AuthorizationPolicies of NetworkPolicy %s: %w", np, err)
 	}
 	return slices.DeleteFunc(list.Items, func(ap *securityv1.AuthorizationPolicy) bool { return !owns(ap, np.Name) }), nil

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"testing"
@@ -12,8 +12,8 @@ import (
 func TestGaugesFollowFindingsThatClear(t *testing.T) {
 	a := types.NamespacedName{Namespace: "metrics-test", Name: "a"}
 	b := types.NamespacedName{Namespace: "metrics-test", Name: "b"}
-	shared := func(n int) Outcome {
-		o := Outcome{Translation: translate.Translation{Action: translate.ActionApply, Principals: 2}, Applied: Applied{Policies: []string{"p"}}}
+	shared := func(n int) outcome {
+		o := outcome{Translation: translate.Translation{Action: translate.ActionApply, Principals: 2}, applied: appliedPolicies{Policies: []string{"p"}}}
 		for range n {
 			o.Translation.Findings = append(o.Translation.Findings, finding(translate.SharedIdentity, "shared"))
 		}
@@ -24,17 +24,17 @@ func TestGaugesFollowFindingsThatClear(t *testing.T) {
 	}
 	policies0, principals0 := testutil.ToFloat64(policiesGauge), testutil.ToFloat64(principalsGauge)
 
-	RecordTranslation(a, shared(2))
-	RecordTranslation(b, shared(1))
+	recordTranslation(a, shared(2))
+	recordTranslation(b, shared(1))
 	if v := value(); v != 3 {
 		t.Errorf("findings = %v, want 3", v)
 	}
-	RecordTranslation(a, shared(0))
+	recordTranslation(a, shared(0))
 	if v := value(); v != 1 {
 		t.Errorf("findings after a's cleared = %v, want 1", v)
 	}
-	ForgetTranslation(b)
-	ForgetTranslation(a)
+	forgetTranslation(b)
+	forgetTranslation(a)
 	if n := testutil.CollectAndCount(findingsGauge); n != 0 {
 		t.Errorf("%d findings series left after every policy went, want 0", n)
 	}

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"cmp"
@@ -18,35 +18,35 @@ import (
 // Field indexes on the informer cache. Lookups by namespace use the cache's
 // own namespace index; these add the rest.
 const (
-	// IndexScope indexes a NetworkPolicy under ScopeAnyNamespace when an
+	// indexScope indexes a NetworkPolicy under ScopeAnyNamespace when an
 	// ingress peer has a namespaceSelector, so that a change in any
 	// namespace finds the few policies that can reach across namespaces.
-	IndexScope = "netpol2authz.io/scope"
-	// ScopeAnyNamespace is the IndexScope key of cross-namespace policies.
-	ScopeAnyNamespace = "*"
-	// IndexServiceAccount indexes a pod under its ServiceAccount
+	indexScope = "netpol2authz.io/scope"
+	// scopeAnyNamespace is the IndexScope key of cross-namespace policies.
+	scopeAnyNamespace = "*"
+	// indexServiceAccount indexes a pod under its ServiceAccount
 	// ("default" when unset).
-	IndexServiceAccount = "netpol2authz.io/serviceaccount"
-	// IndexOwner indexes an AuthorizationPolicy under the name of the
+	indexServiceAccount = "netpol2authz.io/serviceaccount"
+	// indexOwner indexes an AuthorizationPolicy under the name of the
 	// NetworkPolicy that is its controller.
-	IndexOwner = "netpol2authz.io/owner"
-	// IndexConflict indexes a NetworkPolicyTranslation under the names of
+	indexOwner = "netpol2authz.io/owner"
+	// indexConflict indexes a NetworkPolicyTranslation under the names of
 	// the AuthorizationPolicies its Conflict findings are about, so that
 	// the NetworkPolicy is retried when such a policy goes away.
-	IndexConflict = "netpol2authz.io/conflict"
+	indexConflict = "netpol2authz.io/conflict"
 )
 
-// SetupIndexes registers the field indexes on the manager's cache.
-func SetupIndexes(ctx context.Context, fi client.FieldIndexer) error {
+// setupIndexes registers the field indexes on the manager's cache.
+func setupIndexes(ctx context.Context, fi client.FieldIndexer) error {
 	for _, ix := range []struct {
 		obj   client.Object
 		field string
 		fn    client.IndexerFunc
 	}{
-		{&networkingv1.NetworkPolicy{}, IndexScope, scopeKeys},
-		{&corev1.Pod{}, IndexServiceAccount, serviceAccountKeys},
-		{&securityv1.AuthorizationPolicy{}, IndexOwner, ownerKeys},
-		{&policyv1alpha1.NetworkPolicyTranslation{}, IndexConflict, conflictKeys},
+		{&networkingv1.NetworkPolicy{}, indexScope, scopeKeys},
+		{&corev1.Pod{}, indexServiceAccount, serviceAccountKeys},
+		{&securityv1.AuthorizationPolicy{}, indexOwner, ownerKeys},
+		{&policyv1alpha1.NetworkPolicyTranslation{}, indexConflict, conflictKeys},
 	} {
 		if err := fi.IndexField(ctx, ix.obj, ix.field, ix.fn); err != nil {
 			return fmt.Errorf("indexing %T by %s: %w", ix.obj, ix.field, err)
@@ -60,7 +60,7 @@ func scopeKeys(o client.Object) []string {
 	if !ok || !translate.DependenciesOf(np).CrossNamespace() {
 		return nil
 	}
-	return []string{ScopeAnyNamespace}
+	return []string{scopeAnyNamespace}
 }
 
 func serviceAccountKeys(o client.Object) []string {

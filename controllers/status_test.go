@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"fmt"
@@ -26,33 +26,33 @@ func TestBuildStatus(t *testing.T) {
 	active := translate.Translation{Action: translate.ActionApply, Mode: translate.ModeEnforce, Fidelity: translate.FidelityPermissive, Principals: 2, Rules: 1,
 		Policies: nil, Findings: []translate.Finding{finding(translate.NoPodsSelected, "no pod")}}
 	tests := map[string]struct {
-		o         Outcome
+		o         outcome
 		wantReady metav1.Condition
 		wantExact metav1.Condition
 		wantIstio metav1.Condition
 	}{
 		"applied and exact (an Info finding)": {
-			o:         Outcome{Translation: active, Applied: Applied{Policies: []string{"netpol-db"}}},
+			o:         outcome{Translation: active, applied: appliedPolicies{Policies: []string{"netpol-db"}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "True", Reason: "Applied", Message: "1 AuthorizationPolicy in place"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "True", Reason: "Exact", Message: "Istio allows exactly what the NetworkPolicy allows, for TCP"},
 			wantIstio: noPolicies,
 		},
 		"a conflict": {
-			o: Outcome{Translation: active, Applied: Applied{Conflicts: []translate.Finding{finding(translate.Conflict, "held")}}},
+			o: outcome{Translation: active, applied: appliedPolicies{Conflicts: []translate.Finding{finding(translate.Conflict, "held")}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "Conflict",
 				Message: "0 of 0 AuthorizationPolicies in place; 1 held by objects netpol2authz does not own (see the Conflict findings)"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "False", Reason: "Conflict", Message: "1 finding of Warning or Error severity; see status.findings"},
 			wantIstio: noPolicies,
 		},
 		"an invalid annotation": {
-			o:         Outcome{Translation: translate.Translation{Action: translate.ActionKeep, Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}}},
+			o:         outcome{Translation: translate.Translation{Action: translate.ActionKeep, Findings: []translate.Finding{finding(translate.InvalidAnnotation, "bad mode")}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "InvalidAnnotation", Message: "bad mode"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "False", Reason: "InvalidAnnotation", Message: "1 finding of Warning or Error severity; see status.findings"},
 			wantIstio: noPolicies,
 		},
 		"istiod did not accept a policy": {
-			o: Outcome{Translation: active, Ambient: true, Applied: Applied{Policies: []string{"netpol-db"}}, Istio: []IstioVerdict{{Policy: "netpol-db", Generation: 1,
-				Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue", Message: "dry-run not supported", ObservedGeneration: 1}}}}},
+			o: outcome{Translation: active, Ambient: true, applied: appliedPolicies{Policies: []string{"netpol-db"}}, Istio: []istioVerdict{{Policy: "netpol-db", Generation: 1,
+				Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue", Message: "dry-run not supported", ObservedGeneration: 1}}}}},
 			wantReady: metav1.Condition{Type: "Ready", Status: "False", Reason: "IstioNotAccepted",
 				Message: "in place, but Istio did not accept them: istiod set ZtunnelAccepted=False on AuthorizationPolicy netpol-db (UnsupportedValue): dry-run not supported"},
 			wantExact: metav1.Condition{Type: "Exact", Status: "True", Reason: "Exact", Message: "Istio allows exactly what the NetworkPolicy allows, for TCP"},
@@ -62,7 +62,7 @@ func TestBuildStatus(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			st := BuildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 4, tc.o, t0)
+			st := buildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 4, tc.o, t0)
 			for _, c := range []*metav1.Condition{&tc.wantReady, &tc.wantExact, &tc.wantIstio} {
 				c.ObservedGeneration, c.LastTransitionTime = 4, t0
 			}
@@ -76,29 +76,29 @@ func TestBuildStatus(t *testing.T) {
 var noPolicies = metav1.Condition{Type: "IstioAccepted", Status: "Unknown", Reason: "NoPolicies", Message: "no AuthorizationPolicy is in place, so there is nothing for Istio to accept"}
 
 func TestIstioCondition(t *testing.T) {
-	accepted := func(policy string, gen, observed int64) IstioVerdict {
-		return IstioVerdict{Policy: policy, Generation: gen, Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "True", Reason: "Accepted", ObservedGeneration: observed}}}
+	accepted := func(policy string, gen, observed int64) istioVerdict {
+		return istioVerdict{Policy: policy, Generation: gen, Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "True", Reason: "Accepted", ObservedGeneration: observed}}}
 	}
 	prev := &metav1.Condition{Type: "IstioAccepted", Status: "True", Reason: "Accepted", Message: "before"}
 	tests := map[string]struct {
-		o          Outcome
+		o          outcome
 		prev       *metav1.Condition
 		wantStatus metav1.ConditionStatus
 		wantReason string
 	}{
-		"refused by the webhook": {o: Outcome{ApplyError: fmt.Errorf(`admission webhook "rev.validation.istio.io" denied the request`)}, wantStatus: "False", wantReason: "Refused"},
-		"nothing in place":       {o: Outcome{}, wantStatus: "Unknown", wantReason: "NoPolicies"},
-		"no istiod status":       {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
-		"all accepted":           {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 1, 1), accepted("b", 2, 2)}}, wantStatus: "True", wantReason: "Accepted"},
-		"ztunnel's verdict in a sidecar namespace": {o: Outcome{Istio: []IstioVerdict{{Policy: "a", Generation: 1,
-			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue"}}}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
-		"ztunnel accepted it in a sidecar namespace": {o: Outcome{Istio: []IstioVerdict{accepted("a", 1, 1)}}, wantStatus: "True", wantReason: "Accepted"},
-		"some silent":                      {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 1, 1), {Policy: "b", Generation: 1}}}, wantStatus: "Unknown", wantReason: "PartialStatus"},
-		"stale keeps the previous verdict": {o: Outcome{Ambient: true, Istio: []IstioVerdict{accepted("a", 3, 2)}}, prev: prev, wantStatus: "True", wantReason: "Accepted"},
-		"a reason istiod wrote with spaces": {o: Outcome{Ambient: true, Istio: []IstioVerdict{{Policy: "a", Generation: 1,
-			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False", Reason: "not ok!"}}}}}, wantStatus: "False", wantReason: "notok"},
-		"an empty reason": {o: Outcome{Ambient: true, Istio: []IstioVerdict{{Policy: "a", Generation: 1,
-			Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "False"}}}}}, wantStatus: "False", wantReason: "IstioNotAccepted"},
+		"refused by the webhook": {o: outcome{ApplyError: fmt.Errorf(`admission webhook "rev.validation.istio.io" denied the request`)}, wantStatus: "False", wantReason: "Refused"},
+		"nothing in place":       {o: outcome{}, wantStatus: "Unknown", wantReason: "NoPolicies"},
+		"no istiod status":       {o: outcome{Istio: []istioVerdict{{Policy: "a", Generation: 1}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
+		"all accepted":           {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 1, 1), accepted("b", 2, 2)}}, wantStatus: "True", wantReason: "Accepted"},
+		"ztunnel's verdict in a sidecar namespace": {o: outcome{Istio: []istioVerdict{{Policy: "a", Generation: 1,
+			Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue"}}}}}, wantStatus: "Unknown", wantReason: "NoStatus"},
+		"ztunnel accepted it in a sidecar namespace": {o: outcome{Istio: []istioVerdict{accepted("a", 1, 1)}}, wantStatus: "True", wantReason: "Accepted"},
+		"some silent":                      {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 1, 1), {Policy: "b", Generation: 1}}}, wantStatus: "Unknown", wantReason: "PartialStatus"},
+		"stale keeps the previous verdict": {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 3, 2)}}, prev: prev, wantStatus: "True", wantReason: "Accepted"},
+		"a reason istiod wrote with spaces": {o: outcome{Ambient: true, Istio: []istioVerdict{{Policy: "a", Generation: 1,
+			Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False", Reason: "not ok!"}}}}}, wantStatus: "False", wantReason: "notok"},
+		"an empty reason": {o: outcome{Ambient: true, Istio: []istioVerdict{{Policy: "a", Generation: 1,
+			Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False"}}}}}, wantStatus: "False", wantReason: "IstioNotAccepted"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -111,16 +111,16 @@ func TestIstioCondition(t *testing.T) {
 }
 
 func TestBuildStatusKeepsTransitionTimes(t *testing.T) {
-	o := Outcome{Translation: translate.Translation{Action: translate.ActionApply}, Applied: Applied{Policies: []string{"netpol-db"}}}
-	first := BuildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 1, o, t0)
-	again := BuildStatus(&first, 1, o, t1)
+	o := outcome{Translation: translate.Translation{Action: translate.ActionApply}, applied: appliedPolicies{Policies: []string{"netpol-db"}}}
+	first := buildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 1, o, t0)
+	again := buildStatus(&first, 1, o, t1)
 	if diff := cmp.Diff(first, again); diff != "" {
 		t.Errorf("an unchanged outcome changed the status (-first,+again):\n%s", diff)
 	}
-	o.Applied.Conflicts = []translate.Finding{finding(translate.Conflict, "held")}
+	o.applied.Conflicts = []translate.Finding{finding(translate.Conflict, "held")}
 	o.Ambient = true
-	o.Istio = []IstioVerdict{{Policy: "netpol-db", Generation: 1, Conditions: []IstioCondition{{Type: "ZtunnelAccepted", Status: "True", ObservedGeneration: 1}}}}
-	changed := BuildStatus(&again, 1, o, t1)
+	o.Istio = []istioVerdict{{Policy: "netpol-db", Generation: 1, Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "True", ObservedGeneration: 1}}}}
+	changed := buildStatus(&again, 1, o, t1)
 	for _, c := range changed.Conditions {
 		if c.LastTransitionTime != t1 {
 			t.Errorf("condition %s did not move its transition time on change", c.Type)
@@ -138,7 +138,7 @@ func TestStatusBounds(t *testing.T) {
 		objs[i] = translate.ObjectRef{Kind: "Pod", Namespace: "shop", Name: fmt.Sprint(i)}
 	}
 	findings = append(findings, translate.Finding{Type: translate.TargetNotInMesh, Severity: translate.SeverityWarning, Message: strings.Repeat("é", 2000), Objects: objs})
-	st := BuildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 1, Outcome{Translation: translate.Translation{Action: translate.ActionApply, Findings: findings}}, t0)
+	st := buildStatus(&policyv1alpha1.NetworkPolicyTranslationStatus{}, 1, outcome{Translation: translate.Translation{Action: translate.ActionApply, Findings: findings}}, t0)
 
 	if st.FindingsCount != int32(len(findings)) {
 		t.Errorf("findingsCount = %d, want %d", st.FindingsCount, len(findings))
@@ -146,7 +146,7 @@ func TestStatusBounds(t *testing.T) {
 	if len(st.Findings) != policyv1alpha1.MaxFindings {
 		t.Errorf("%d findings listed, want %d", len(st.Findings), policyv1alpha1.MaxFindings)
 	}
-	if got := FindingTypes(st.Findings); len(got) != 2 {
+	if got := findingTypes(st.Findings); len(got) != 2 {
 		t.Errorf("listed types %v, want both types kept through the cut", got)
 	}
 	last := st.Findings[len(st.Findings)-1]

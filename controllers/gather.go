@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// Input is what one reconcile decides from.
-type Input struct {
+// input is what one reconcile decides from.
+type input struct {
 	// Snapshot holds the one NetworkPolicy, every namespace, and the pods
 	// the policy can depend on.
 	Snapshot translate.Snapshot
@@ -30,12 +30,12 @@ type Input struct {
 	StaleApproval *policyv1alpha1.IdentityApproval
 }
 
-// Gather builds the input of one translation from the informer cache behind
+// gather builds the input of one translation from the informer cache behind
 // r: the NetworkPolicy, all namespaces (they are few), and only the pods of
 // the namespaces the policy can depend on: its own and those its ingress
 // peers' namespaceSelectors match now (all of them for `{}`). Lists skip the
 // cache's deep copy: nothing here or in the engine writes to them.
-func Gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.NetworkPolicy) (*Input, error) {
+func gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.NetworkPolicy) (*input, error) {
 	mesh, err := s.Mesh(ctx, r)
 	if err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func Gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.N
 	if err := r.List(ctx, &nsList, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing namespaces: %w", err)
 	}
-	in := &Input{Snapshot: translate.Snapshot{
+	in := &input{Snapshot: translate.Snapshot{
 		NetworkPolicies: []networkingv1.NetworkPolicy{*np},
 		Namespaces:      make([]translate.Namespace, 0, len(nsList.Items)),
 		Mesh:            mesh,
@@ -73,7 +73,7 @@ func Gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.N
 
 // gatherApproval puts the NetworkPolicy's IdentityApproval, when it has a
 // current one, into the snapshot.
-func gatherApproval(ctx context.Context, r client.Reader, np *networkingv1.NetworkPolicy, in *Input) error {
+func gatherApproval(ctx context.Context, r client.Reader, np *networkingv1.NetworkPolicy, in *input) error {
 	a := &policyv1alpha1.IdentityApproval{}
 	switch err := r.Get(ctx, client.ObjectKeyFromObject(np), a); {
 	case apierrors.IsNotFound(err):

@@ -1,4 +1,4 @@
-package operator
+package controllers
 
 import (
 	"maps"
@@ -16,11 +16,11 @@ import (
 // thousands of pods and namespaces to them again is wasted work.
 func notInitial(e event.CreateEvent) bool { return !e.IsInInitialList }
 
-// PodChanged passes pod creations (but those of the initial list) and
+// podChanged passes pod creations (but those of the initial list) and
 // deletions, and only the updates that can change a translation: labels,
 // ServiceAccount, phase, IPs, hostNetwork, sidecar presence or container
 // ports. Status heartbeats and unrelated annotations stop here.
-func PodChanged() predicate.Predicate {
+func podChanged() predicate.Predicate {
 	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
 		oldPod, ok1 := e.ObjectOld.(*corev1.Pod)
 		newPod, ok2 := e.ObjectNew.(*corev1.Pod)
@@ -51,9 +51,9 @@ func containerPorts(p *corev1.Pod) [][]corev1.ContainerPort {
 	return out
 }
 
-// Resynced passes the updates of a periodic resync: the informer hands every
+// resynced passes the updates of a periodic resync: the informer hands every
 // object again, unchanged (same resourceVersion).
-func Resynced() predicate.Predicate {
+func resynced() predicate.Predicate {
 	return predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return false },
 		DeleteFunc:  func(event.DeleteEvent) bool { return false },
@@ -64,10 +64,10 @@ func Resynced() predicate.Predicate {
 	}
 }
 
-// NamespaceChanged passes namespace creations (but those of the initial
+// namespaceChanged passes namespace creations (but those of the initial
 // list) and deletions, and updates that change its labels or its
 // netpol2authz annotations.
-func NamespaceChanged() predicate.Predicate {
+func namespaceChanged() predicate.Predicate {
 	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
 		return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
 			optionsDiffer(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations())
@@ -86,9 +86,9 @@ func optionsDiffer(a, b map[string]string) bool {
 	return false
 }
 
-// MeshConfigChanged passes creations (but that of the initial list) and
+// meshConfigChanged passes creations (but that of the initial list) and
 // deletions of the mesh ConfigMap and updates of its mesh key.
-func MeshConfigChanged() predicate.Predicate {
+func meshConfigChanged() predicate.Predicate {
 	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
 		a, ok1 := e.ObjectOld.(*corev1.ConfigMap)
 		b, ok2 := e.ObjectNew.(*corev1.ConfigMap)

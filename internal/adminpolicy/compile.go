@@ -119,8 +119,12 @@ func compileSelection(s *Selection, path string, errs *[]FieldError) selection {
 }
 
 func compileSelector(ls *metav1.LabelSelector, path string, errs *[]FieldError) labels.Selector {
-	for _, e := range metav1validation.ValidateLabelSelector(ls, metav1validation.LabelSelectorValidationOptions{}, field.NewPath(path)) {
+	verrs := metav1validation.ValidateLabelSelector(ls, metav1validation.LabelSelectorValidationOptions{}, field.NewPath(path))
+	for _, e := range verrs {
 		*errs = append(*errs, FieldError{Field: e.Field, Message: e.ErrorBody()})
+	}
+	if len(verrs) > 0 {
+		return labels.Nothing()
 	}
 	sel, err := metav1.LabelSelectorAsSelector(ls)
 	if err != nil {

@@ -61,6 +61,13 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(approvalHeader + "spec:\n  identities: [serviceaccount/shop/web, namespace/ops, sa/shop/api, ns/Ops, serviceaccount/shop/web]\n"))
 	f.Add([]byte(`{"apiVersion":"policy.netpol2authz.io/v1alpha1","kind":"IdentityApprovalList","items":[{"metadata":{"name":"db","namespace":"shop"},"spec":{"identities":["namespace/ops"]}}]}`))
 
+	// Admin network policies of every kind and version, valid and not.
+	for _, s := range []string{anpDoc, banpDoc, replaceVersion(cnpDoc, "v1alpha2"), replaceVersion(cnpDoc, "v1beta1")} {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte("apiVersion: policy.networking.k8s.io/v1beta1\nkind: ClusterNetworkPolicy\nmetadata: {name: a}\nspec: {tier: Middle, priority: -1, subject: {}, ingress: [{action: Accept, from: [{}], protocols: [{}]}]}\n"))
+	f.Add([]byte(`{"apiVersion":"policy.networking.k8s.io/v1alpha1","kind":"AdminNetworkPolicyList","items":[{"metadata":{"name":"a"},"spec":{"priority":1,"subject":{"pods":{"namespaceSelector":{},"podSelector":{}}},"egress":[{"action":"Deny","to":[{"networks":["10.0.0.1/8"]},{"nodes":{}},{"domainNames":["*.x"]}]}]}}]}`))
+
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Each way of reading: YAML, JSON, and guessed from the content.
 		for _, name := range []string{"fuzz.yaml", "fuzz.json", StdinName} {

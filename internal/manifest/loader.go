@@ -18,7 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
+	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
+
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -39,6 +43,7 @@ type loader struct {
 	aps        []*securityv1.AuthorizationPolicy
 	sas        []types.NamespacedName
 	approvals  []approval
+	admin      []adminpolicy.Policy
 	mesh       MeshConfig
 }
 
@@ -340,13 +345,23 @@ var readers = map[string]reader{
 	"security.istio.io/v1/AuthorizationPolicy":         {namespaced: true, read: (*loader).readAuthorizationPolicy},
 	"security.istio.io/v1beta1/AuthorizationPolicy":    {namespaced: true, read: (*loader).readAuthorizationPolicy},
 	"policy.netpol2authz.io/v1alpha1/IdentityApproval": {namespaced: true, read: (*loader).readIdentityApproval},
-	"apps/v1/Deployment":                               {namespaced: true, read: readWorkload(func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/StatefulSet":                              {namespaced: true, read: readWorkload(func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/DaemonSet":                                {namespaced: true, read: readWorkload(func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/ReplicaSet":                               {namespaced: true, read: readWorkload(func(o *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"v1/ReplicationController":                         {namespaced: true, read: readWorkload(func(o *corev1.ReplicationController) *corev1.PodTemplateSpec { return o.Spec.Template })},
-	"batch/v1/Job":                                     {namespaced: true, read: readWorkload(func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"batch/v1/CronJob":                                 {namespaced: true, read: readWorkload(func(o *batchv1.CronJob) *corev1.PodTemplateSpec { return &o.Spec.JobTemplate.Spec.Template })},
+	"policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy": {read: readAdminPolicy(func(o *netpolv1alpha1.AdminNetworkPolicy) (adminpolicy.Policy, error) {
+		return adminpolicy.FromAdminNetworkPolicy(o), nil
+	})},
+	"policy.networking.k8s.io/v1alpha1/BaselineAdminNetworkPolicy": {read: readAdminPolicy(func(o *netpolv1alpha1.BaselineAdminNetworkPolicy) (adminpolicy.Policy, error) {
+		return adminpolicy.FromBaselineAdminNetworkPolicy(o), nil
+	})},
+	"policy.networking.k8s.io/v1alpha2/ClusterNetworkPolicy": {read: readAdminPolicy(adminpolicy.FromClusterNetworkPolicyV1alpha2)},
+	"policy.networking.k8s.io/v1beta1/ClusterNetworkPolicy": {read: readAdminPolicy(func(o *netpolv1beta1.ClusterNetworkPolicy) (adminpolicy.Policy, error) {
+		return adminpolicy.FromClusterNetworkPolicy(o), nil
+	})},
+	"apps/v1/Deployment":       {namespaced: true, read: readWorkload(func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/StatefulSet":      {namespaced: true, read: readWorkload(func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/DaemonSet":        {namespaced: true, read: readWorkload(func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/ReplicaSet":       {namespaced: true, read: readWorkload(func(o *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"v1/ReplicationController": {namespaced: true, read: readWorkload(func(o *corev1.ReplicationController) *corev1.PodTemplateSpec { return o.Spec.Template })},
+	"batch/v1/Job":             {namespaced: true, read: readWorkload(func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"batch/v1/CronJob":         {namespaced: true, read: readWorkload(func(o *batchv1.CronJob) *corev1.PodTemplateSpec { return &o.Spec.JobTemplate.Spec.Template })},
 }
 
 // decode decodes data strictly into obj, runs validate over it when it
@@ -528,6 +543,39 @@ func readWorkload[T any, PT interface {
 			controller: metav1.GetControllerOfNoCopy(obj),
 			template:   template(obj),
 		})
+		return nil
+	}
+}
+
+// readAdminPolicy makes the reader of an admin policy kind from its
+// conversion to the model. The policy is checked as the API server checks
+// it (adminpolicy.Compile): one it would reject is an error, naming the
+// field. Two versions of one ClusterNetworkPolicy are one object, defined
+// twice.
+func readAdminPolicy[T any, PT interface {
+	*T
+	metav1.Object
+}](convert func(PT) (adminpolicy.Policy, error)) func(*loader, place, []byte) []fieldError {
+	return func(l *loader, p place, data []byte) []fieldError {
+		obj := PT(new(T))
+		errs, ok := strictDecode(data, obj)
+		if !ok {
+			return errs
+		}
+		pol, err := convert(obj)
+		if err != nil {
+			return []fieldError{{err: err}}
+		}
+		if _, ces := adminpolicy.Compile(&pol); len(ces) > 0 {
+			for _, e := range ces {
+				errs = append(errs, fieldError{field: e.Field, err: errors.New(e.Message)})
+			}
+			return errs
+		}
+		if errs := l.claim(p); len(errs) > 0 {
+			return errs
+		}
+		l.admin = append(l.admin, pol)
 		return nil
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -96,6 +97,9 @@ func (l *loader) finish() *Result {
 	})
 
 	res.Snapshot.Approvals = l.snapshotApprovals()
+
+	res.Snapshot.AdminPolicies = l.admin
+	slices.SortFunc(res.Snapshot.AdminPolicies, func(a, b adminpolicy.Policy) int { return adminpolicy.Compare(&a, &b) })
 
 	res.Snapshot.Mesh = translate.MeshSettings{TrustDomain: l.mesh.TrustDomain, RootNamespace: l.mesh.RootNamespace}
 	if res.Snapshot.Mesh.RootNamespace == "" {

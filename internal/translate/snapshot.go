@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
 
 // Snapshot is the state of the world one translation decides from. The engine
@@ -30,6 +32,11 @@ type Snapshot struct {
 	// (at most one each; two for one policy add up). In review mode a
 	// NetworkPolicy without one is at its first translation.
 	Approvals []Approval
+	// AdminPolicies are the cluster's AdminNetworkPolicies,
+	// BaselineAdminNetworkPolicies and ClusterNetworkPolicies, in any
+	// order. The translation is judged against the whole stack they make
+	// with the NetworkPolicies (docs/translation.md#admin-network-policies).
+	AdminPolicies []adminpolicy.Policy
 }
 
 // Namespace is the part of a Namespace the engine reads.

@@ -10,10 +10,11 @@ import (
 // severities is the one place that says how serious each finding type is.
 // A type missing here is a Warning.
 var severities = map[FindingType]Severity{
-	NoPodsSelected:    SeverityInfo,
-	InvalidAnnotation: SeverityError,
-	InvalidPolicy:     SeverityError,
-	Conflict:          SeverityError,
+	NoPodsSelected:     SeverityInfo,
+	AdminPolicyApplies: SeverityInfo,
+	InvalidAnnotation:  SeverityError,
+	InvalidPolicy:      SeverityError,
+	Conflict:           SeverityError,
 }
 
 // SeverityOf returns the severity findings of type t carry.

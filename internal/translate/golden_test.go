@@ -3,6 +3,7 @@ package translate
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +11,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	netpolv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/cases")
@@ -23,10 +30,44 @@ type caseInput struct {
 	Pods            []Pod                        `json:"pods"`
 	NetworkPolicies []networkingv1.NetworkPolicy `json:"networkPolicies"`
 	Approvals       []Approval                   `json:"approvals"`
+	// AdminPolicies are AdminNetworkPolicies, BaselineAdminNetworkPolicies
+	// and ClusterNetworkPolicies (v1alpha2, v1beta1), as manifests.
+	AdminPolicies []json.RawMessage `json:"adminPolicies"`
+	admin         []adminpolicy.Policy
 }
 
 func (in caseInput) snapshot() Snapshot {
-	return Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh, Approvals: in.Approvals}
+	return Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh, Approvals: in.Approvals, AdminPolicies: in.admin}
+}
+
+// readAdminPolicy converts one admin policy manifest of any kind.
+func readAdminPolicy(raw []byte) (adminpolicy.Policy, error) {
+	var meta metav1.TypeMeta
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return adminpolicy.Policy{}, err
+	}
+	strict := func(into any) error { return yaml.UnmarshalStrict(raw, into) }
+	switch meta.APIVersion + "/" + meta.Kind {
+	case adminpolicy.V1alpha1 + "/AdminNetworkPolicy":
+		var o netpolv1alpha1.AdminNetworkPolicy
+		err := strict(&o)
+		return adminpolicy.FromAdminNetworkPolicy(&o), err
+	case adminpolicy.V1alpha1 + "/BaselineAdminNetworkPolicy":
+		var o netpolv1alpha1.BaselineAdminNetworkPolicy
+		err := strict(&o)
+		return adminpolicy.FromBaselineAdminNetworkPolicy(&o), err
+	case adminpolicy.V1alpha2 + "/ClusterNetworkPolicy":
+		var o netpolv1alpha2.ClusterNetworkPolicy
+		if err := strict(&o); err != nil {
+			return adminpolicy.Policy{}, err
+		}
+		return adminpolicy.FromClusterNetworkPolicyV1alpha2(&o)
+	case adminpolicy.V1beta1 + "/ClusterNetworkPolicy":
+		var o netpolv1beta1.ClusterNetworkPolicy
+		err := strict(&o)
+		return adminpolicy.FromClusterNetworkPolicy(&o), err
+	}
+	return adminpolicy.Policy{}, fmt.Errorf("not an admin policy: %s %s", meta.APIVersion, meta.Kind)
 }
 
 func readInput(t testing.TB, path string) caseInput {
@@ -38,6 +79,13 @@ func readInput(t testing.TB, path string) caseInput {
 	var in caseInput
 	if err := yaml.UnmarshalStrict(data, &in); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+	for i, raw := range in.AdminPolicies {
+		p, err := readAdminPolicy(raw)
+		if err != nil {
+			t.Fatalf("%s: adminPolicies[%d]: %v", path, i, err)
+		}
+		in.admin = append(in.admin, p)
 	}
 	return in
 }
@@ -155,6 +203,13 @@ var variants = map[string]Fidelity{
 // translation contract it pins down. Every directory must be listed.
 var goldenCases = map[string]string{
 	"allow-all-ingress":            "ingress: [{}] gives one empty rule",
+	"admin-allow":                  "AdminNetworkPolicy Allow admits a namespace and a pod peer the NetworkPolicy denies: ALLOW rules of their own policy, labelled with the admin policy, in both fidelities; AdminPolicyApplies",
+	"admin-deny":                   "AdminNetworkPolicy Deny of traffic the NetworkPolicy allows: permissive reports it (AdminPolicyDenies), strict writes a DENY policy whose shared principal denies more",
+	"admin-pass":                   "a Pass of higher priority over an Allow: permissive keeps the Allow and reports the widening, strict drops it; AdminPolicyAllows",
+	"admin-baseline":               "BaselineAdminNetworkPolicy: no change for the pods a NetworkPolicy selects, an Info naming them",
+	"admin-cluster-network-policy": "ClusterNetworkPolicy v1alpha2 Admin tier Accept (subject narrower than the NetworkPolicy, selected by labels) and v1beta1 Baseline tier Deny",
+	"admin-same-priority":          "two AdminNetworkPolicies of one priority over the same pods: AdminPolicyConflict; an invalid admin policy: AdminPolicyInvalid",
+	"admin-named-port":             "named port in an admin Allow with a number per pod: permissive opens every number, strict none (AdminPolicyAllows); UDP left out",
 	"ambient-mesh":                 "in the mesh through the ambient namespace label, pods opted out with dataplane-mode=none; AmbientPortBlocked",
 	"ambient-dry-run":              "DryRunNotEvaluated in an ambient namespace in dry-run; port 15008 allowed by number, range and all-ports rules",
 	"chili-shop":                   "article: only backend reaches database, only frontend reaches backend (matchLabels peers and targets, empty serviceAccountName is default)",
@@ -280,6 +335,7 @@ func TestGoldenFindingTypes(t *testing.T) {
 		NonTCPNotEnforced, SharedIdentity, SourceNotInMesh, TargetNotInMesh,
 		RootNamespaceSkipped, Conflict, AmbientPortBlocked, DryRunNotEvaluated,
 		NoPodsSelected, NamespaceUnknown, InvalidAnnotation, InvalidPolicy, IdentityPending,
+		AdminPolicyApplies, AdminPolicyAllows, AdminPolicyDenies, AdminPolicyConflict, AdminPolicyInvalid,
 	}
 	want := map[FindingType]Severity{}
 	for _, ft := range all {

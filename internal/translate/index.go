@@ -28,6 +28,8 @@ type index struct {
 	sorted []*nsInfo
 	// marks counts the marks handed out by newMark.
 	marks uint64
+	// admin holds the snapshot's admin network policies.
+	admin *adminIndex
 }
 
 // newMark returns a value no pod is marked with yet, so that a pass can
@@ -139,6 +141,8 @@ func buildIndex(s Snapshot) *index {
 			idx.addNamespace(n, nil, nil, true)
 		}
 	}
+
+	idx.admin = buildAdminIndex(s.AdminPolicies)
 
 	idx.sorted = make([]*nsInfo, 0, len(idx.namespaces))
 	for _, ns := range idx.namespaces {

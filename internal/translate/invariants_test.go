@@ -57,6 +57,10 @@ func checkInvariants(s Snapshot, o Options, r Result) []string { //nolint:gocycl
 	for i, t := range r.Translations {
 		np := nps[i]
 		id := np.Namespace + "/" + np.Name
+		// The policies of admin rules are checked on their own: the
+		// checks below are about what the NetworkPolicy's rules give.
+		all := t.Policies
+		t.Policies = ownPolicies(t, id, fail)
 		if t.NetworkPolicy.Namespace != np.Namespace || t.NetworkPolicy.Name != np.Name {
 			fail("translation %d is %s, want %s", i, t.NetworkPolicy, id)
 		}
@@ -187,6 +191,21 @@ func checkInvariants(s Snapshot, o Options, r Result) []string { //nolint:gocycl
 			}
 			if ruleNoTo > noTo {
 				fail("%s: %d rules without to, but only %d ingress rules may allow any port", id, ruleNoTo, noTo)
+			}
+		}
+		if len(all) != len(t.Policies) {
+			// Admin rules add principals and rules of their own.
+			principals = map[string]bool{}
+			rules = 0
+			for _, ap := range all {
+				rules += len(ap.Spec.Rules)
+				for _, r := range ap.Spec.Rules {
+					for _, f := range r.From {
+						for _, p := range f.Source.Principals {
+							principals[p] = true
+						}
+					}
+				}
 			}
 		}
 		if t.Principals != len(principals) || t.Rules != rules {
@@ -337,4 +356,43 @@ func checkPortsPerPod(s Snapshot, np *networkingv1.NetworkPolicy, t Translation)
 		}
 	}
 	return errs
+}
+
+// ownPolicies returns the policies generated from the NetworkPolicy's own
+// rules, and checks those generated for admin policies' rules: labelled
+// with the admin policy, an ALLOW rule never without sources, only for
+// pods the NetworkPolicy's policies select.
+func ownPolicies(t Translation, id string, fail func(string, ...any)) []*securityv1.AuthorizationPolicy {
+	var own, admin []*securityv1.AuthorizationPolicy
+	for _, ap := range t.Policies {
+		if _, ok := ap.Labels[LabelAdminPolicyKind]; ok {
+			admin = append(admin, ap)
+		} else {
+			own = append(own, ap)
+		}
+	}
+	for _, ap := range admin {
+		if ap.Labels[LabelAdminPolicy] == "" || ap.Annotations[AnnotationAdminPolicy] == "" || ap.Labels[LabelNetworkPolicy] == "" {
+			fail("%s: admin policy %s lacks its labels", id, ap.Name)
+		}
+		if len(ap.Spec.Rules) == 0 {
+			fail("%s: admin policy %s has no rules", id, ap.Name)
+		}
+		for _, r := range ap.Spec.Rules {
+			if ap.Spec.Action.String() == "ALLOW" && len(r.From) == 0 {
+				fail("%s: admin ALLOW policy %s has a rule without from", id, ap.Name)
+			}
+		}
+		within := false
+		for _, o := range own {
+			sel := labels.SelectorFromSet(o.Spec.GetSelector().GetMatchLabels())
+			if sel.Matches(labels.Set(ap.Spec.GetSelector().GetMatchLabels())) {
+				within = true
+			}
+		}
+		if !within {
+			fail("%s: admin policy %s selects pods none of the NetworkPolicy's policies selects", id, ap.Name)
+		}
+	}
+	return own
 }

@@ -109,6 +109,21 @@ const (
 	// IdentityPending: in review mode, an identity that selection added
 	// after the first translation waits for approval and is left out.
 	IdentityPending FindingType = "IdentityPending"
+	// AdminPolicyApplies: an admin network policy selects the policy's
+	// pods; what it changes was translated exactly.
+	AdminPolicyApplies FindingType = "AdminPolicyApplies"
+	// AdminPolicyAllows: an admin Allow (Accept) rule admits traffic the
+	// generated policies cannot allow exactly.
+	AdminPolicyAllows FindingType = "AdminPolicyAllows"
+	// AdminPolicyDenies: an admin Deny rule blocks traffic the generated
+	// policies do not deny exactly (permissive: not at all).
+	AdminPolicyDenies FindingType = "AdminPolicyDenies"
+	// AdminPolicyConflict: admin policies of one tier and priority select
+	// the same pods; the API leaves their order undefined.
+	AdminPolicyConflict FindingType = "AdminPolicyConflict"
+	// AdminPolicyInvalid: an admin policy could not be read; it was left
+	// out.
+	AdminPolicyInvalid FindingType = "AdminPolicyInvalid"
 )
 
 // Finding is one place where the translation is not exact, or something a

@@ -189,6 +189,7 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 			}
 		}
 	}
+	policies = append(policies, c.admin(groups, selected)...)
 	slices.SortFunc(policies, func(a, b *securityv1.AuthorizationPolicy) int { return cmp.Compare(a.Name, b.Name) })
 	// Peer findings explain the sources of generated rules, or why a rule
 	// lost all its sources; a rule dropped for its ports needs neither.

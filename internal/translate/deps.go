@@ -2,10 +2,13 @@ package translate
 
 import (
 	"maps"
+	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
 
 // Dependencies is what the translation of one NetworkPolicy reads besides
@@ -21,6 +24,9 @@ type Dependencies struct {
 	// the expressions exclude).
 	target labels.Selector
 	peers  []depPeer
+	// ownLabels: the labels of the policy's own namespace matter (an admin
+	// policy's subject selects namespaces by them).
+	ownLabels bool
 }
 
 // depPeer is one podSelector or namespaceSelector peer of an ingress rule.
@@ -56,6 +62,37 @@ func DependenciesOf(np *networkingv1.NetworkPolicy) Dependencies {
 				p.podSel = parseOrNothing(peer.PodSelector)
 			}
 			d.peers = append(d.peers, p)
+		}
+	}
+	return d
+}
+
+// WithAdmin adds what the admin network policies of the cluster make the
+// translation read: the labels of the policy's own namespace (a subject
+// selects namespaces by them) and, as peers, the pods and namespaces their
+// ingress rules select. A change of an admin policy itself may change any
+// translation: callers re-translate every NetworkPolicy then.
+func (d Dependencies) WithAdmin(policies []adminpolicy.Policy) Dependencies {
+	if len(policies) == 0 {
+		return d
+	}
+	d.ownLabels = true
+	d.peers = slices.Clone(d.peers)
+	for i := range policies {
+		for _, r := range policies[i].Ingress {
+			for _, peer := range r.Peers {
+				if peer.Pods == nil {
+					// A peer of a newer version: in a Deny it matches
+					// every pod, so any pod may matter.
+					d.peers = append(d.peers, depPeer{nsSel: labels.Everything()})
+					continue
+				}
+				p := depPeer{nsSel: parseOrNothing(&peer.Pods.Namespaces)}
+				if peer.Pods.Pods != nil {
+					p.podSel = parseOrNothing(peer.Pods.Pods)
+				}
+				d.peers = append(d.peers, p)
+			}
 		}
 	}
 	return d
@@ -110,7 +147,7 @@ func (d Dependencies) NamespaceChangeMatters(old, cur *Namespace) bool {
 	}
 	lifecycle := old == nil || cur == nil
 	if name == d.namespace {
-		if lifecycle || oldLabels[labelDataplaneMode] != curLabels[labelDataplaneMode] {
+		if lifecycle || oldLabels[labelDataplaneMode] != curLabels[labelDataplaneMode] || (d.ownLabels && !maps.Equal(oldLabels, curLabels)) {
 			return true
 		}
 		for _, k := range NamespaceAnnotations {

@@ -180,7 +180,7 @@ func checkDependencies(in caseInput, g *gen) (misses []string, asked, spurious i
 	for i, np := range sortedPolicies(s.NetworkPolicies) {
 		a, _ := json.Marshal(before.Translations[i])
 		b, _ := json.Marshal(after.Translations[i])
-		said := DependenciesOf(np).matters(s, next, c)
+		said := DependenciesOf(np).WithAdmin(s.AdminPolicies).matters(s, next, c)
 		asked++
 		changed := !bytes.Equal(a, b)
 		switch {

@@ -8,6 +8,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
 
 // gen grows a caseInput from bytes, drawing names, labels, selectors,
@@ -243,8 +245,71 @@ func (g *gen) grow(in *caseInput) {
 			in.Options.DefaultMode = Mode(g.pick("", "dry-run", "enforce"))
 			in.Options.MaxPortRange = g.pick4(0, 10, 1024)
 		default:
+			if g.next()%2 == 0 {
+				in.admin = append(in.admin, g.adminPolicy(len(in.admin)))
+				continue
+			}
 			in.Mesh.TrustDomain = g.pick("", "example.org")
 			in.Mesh.RootNamespace = g.pick("", "ops")
 		}
 	}
+}
+
+// adminPolicy draws an admin network policy of any kind and tier, with
+// priorities that collide, every action, and peers and ports from the
+// same vocabularies as the NetworkPolicies.
+func (g *gen) adminPolicy(i int) adminpolicy.Policy {
+	p := adminpolicy.Policy{
+		Kind: adminpolicy.KindAdminNetworkPolicy, Name: fmt.Sprintf("admin-%d", i),
+		Tier: adminpolicy.TierAdmin, Priority: int32(g.pick4(1, 1, 5, 1001)), SubjectSet: true,
+	}
+	switch g.next() % 4 {
+	case 0:
+		p.Kind, p.Name, p.Tier, p.Priority = adminpolicy.KindBaselineAdminNetworkPolicy, "default", adminpolicy.TierBaseline, adminpolicy.BaselinePriority
+	case 1:
+		p.Kind, p.Tier = adminpolicy.KindClusterNetworkPolicy, adminpolicy.Tier(g.pick("Admin", "Baseline"))
+	}
+	p.Subject = g.selection()
+	for r := range 1 + g.next()%3 {
+		rule := adminpolicy.Rule{Path: fmt.Sprintf("spec.ingress[%d]", r), Action: adminpolicy.Action(g.pick("Allow", "Deny", "Pass", "Allow"))}
+		if p.Kind == adminpolicy.KindBaselineAdminNetworkPolicy && rule.Action == adminpolicy.ActionPass {
+			rule.Action = adminpolicy.ActionDeny
+		}
+		for j := range 1 + g.next()%2 {
+			peer := adminpolicy.Peer{Path: fmt.Sprintf("%s.from[%d]", rule.Path, j)}
+			if !g.rare() {
+				sel := g.selection()
+				peer.Pods = &sel
+			}
+			rule.Peers = append(rule.Peers, peer)
+		}
+		for k := range g.next() % 3 {
+			port := adminpolicy.Port{Path: fmt.Sprintf("%s.ports[%d]", rule.Path, k), Protocol: corev1.ProtocolTCP}
+			switch g.next() % 4 {
+			case 0:
+				port.Protocol, port.Name = "", g.pick("http", "metrics")
+			case 1:
+				port.First = int32(g.pick4(1, 1000, 8000))
+				port.Last = port.First + int32(g.pick4(1, 90, 2000))
+			case 2:
+				port.Protocol = corev1.ProtocolUDP
+				fallthrough
+			default:
+				port.First = int32(g.pick4(80, 8080, 15008, 9090))
+				port.Last = port.First
+			}
+			rule.Ports = append(rule.Ports, port)
+		}
+		p.Ingress = append(p.Ingress, rule)
+	}
+	return p
+}
+
+// selection draws a subject or peer: namespaces alone, or pods in them.
+func (g *gen) selection() adminpolicy.Selection {
+	s := adminpolicy.Selection{Namespaces: *g.selector()}
+	if g.next()%2 == 0 {
+		s.Pods = g.selector()
+	}
+	return s
 }

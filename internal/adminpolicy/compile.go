@@ -266,6 +266,13 @@ func (r *CompiledRule) MatchesPod(nsLabels, podLabels labels.Set, addr netip.Add
 	return false
 }
 
+// PeerMatchesPod says whether the rule's i-th peer matches a pod.
+func (r *CompiledRule) PeerMatchesPod(i int, nsLabels, podLabels labels.Set, addr netip.Addr) bool {
+	p := &r.peers[i]
+	return p.all || (p.pods != nil && p.pods.matches(nsLabels, podLabels)) ||
+		(addr.IsValid() && slices.ContainsFunc(p.networks, func(n netip.Prefix) bool { return n.Contains(addr) }))
+}
+
 // MatchesAddress says whether a peer matches an address outside the
 // cluster: a networks peer, or a fail-closed one.
 func (r *CompiledRule) MatchesAddress(addr netip.Addr) bool {
@@ -329,4 +336,39 @@ func (r *CompiledRule) Ref(c *Compiled) string {
 		s += " (" + r.Name + ")"
 	}
 	return s
+}
+
+// SubjectKeys are the pod label keys the subject reads.
+func (c *Compiled) SubjectKeys() []string { return selectorKeys(c.subject.pods) }
+
+// PeerKeys are the pod label keys the rule's peers read.
+func (r *CompiledRule) PeerKeys() []string {
+	var out []string
+	for _, p := range r.peers {
+		if p.pods != nil {
+			out = append(out, selectorKeys(p.pods.pods)...)
+		}
+	}
+	return out
+}
+
+// Networks are the CIDRs the rule's peers name.
+func (r *CompiledRule) Networks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range r.peers {
+		out = append(out, p.networks...)
+	}
+	return out
+}
+
+func selectorKeys(s labels.Selector) []string {
+	if s == nil {
+		return nil
+	}
+	reqs, _ := s.Requirements()
+	out := make([]string, 0, len(reqs))
+	for _, r := range reqs {
+		out = append(out, r.Key())
+	}
+	return out
 }

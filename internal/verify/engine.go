@@ -24,7 +24,9 @@ type engine struct {
 	// force evaluates the policies checked; base, with CheckExisting, the
 	// policies netpol2authz generates.
 	force, base *istioEval
-	notes       []Note
+	// admin evaluates the admin network policies; nil without any.
+	admin *adminEval
+	notes []Note
 }
 
 // generated returns the policies of a translation result.
@@ -118,8 +120,13 @@ func newEngine(in Input) *engine {
 			addAuthzKeys(keys, a)
 		}
 	}
+	admin := e.compileAdmin(in.Snapshot.AdminPolicies, keys)
 	e.w = buildWorld(in.Snapshot, keys, extraNS)
 	e.np = newNPEval(e.w, e.nps)
+	if len(admin) > 0 {
+		e.admin = newAdminEval(e.w, admin)
+		e.np.admin = e.admin
+	}
 	e.force = newIstioEval(e.w, force)
 	if in.CheckExisting {
 		e.base = newIstioEval(e.w, base)

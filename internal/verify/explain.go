@@ -56,7 +56,13 @@ var rank = map[translate.FindingType]int{
 	translate.RootNamespaceSkipped: 9,
 	translate.InvalidAnnotation:    10,
 	translate.EgressNotTranslated:  11,
+	translate.AdminPolicyConflict:  12,
+	translate.AdminPolicyAllows:    13,
+	translate.AdminPolicyDenies:    14,
 }
+
+// rankAdminOwn ranks verify's own admin explanations, after every finding.
+const rankAdminOwn = 15
 
 // explainers turns the findings of the translation into explainers, and
 // indexes them by destination class.
@@ -135,6 +141,10 @@ func (e *engine) explainers() (byDst map[int][]*explainer, anyDst []*explainer) 
 				x.less, x.src, x.dsts, x.portsOf = true, e.identitySources(p.Identity), scope, np
 			case translate.TargetNotInMesh:
 				x.more, x.dsts = true, objDst
+			case translate.AdminPolicyAllows, translate.AdminPolicyDenies, translate.AdminPolicyConflict:
+				if !e.adminFindingExplainer(x, f, permissive, objDst) {
+					continue
+				}
 			case translate.EgressNotTranslated:
 				if egressScope == nil {
 					continue
@@ -158,6 +168,7 @@ func (e *engine) explainers() (byDst map[int][]*explainer, anyDst []*explainer) 
 			add(x)
 		}
 	}
+	e.adminOwnExplainers(add)
 	slices.SortStableFunc(all, func(a, b *explainer) int { return a.rank - b.rank })
 	for _, x := range all {
 		for w, word := range x.src {

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
+	"github.com/netpol2authz/netpol2authz/internal/manifest"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -24,6 +27,9 @@ type testCluster struct {
 	AuthorizationPolicies []*securityv1.AuthorizationPolicy `json:"authorizationPolicies"`
 	Approvals             []translate.Approval              `json:"approvals"`
 	Options               translate.Options                 `json:"options"`
+	// AdminPolicies are admin network policy manifests of any kind.
+	AdminPolicies []json.RawMessage `json:"adminPolicies"`
+	admin         []adminpolicy.Policy
 }
 
 func readCluster(t testing.TB, text string) testCluster {
@@ -37,11 +43,18 @@ func readCluster(t testing.TB, text string) testCluster {
 			c.Pods[i].Phase = "Running"
 		}
 	}
+	for i, raw := range c.AdminPolicies {
+		res, err := manifest.Decode([]manifest.Input{{Name: fmt.Sprintf("adminPolicies[%d].json", i), Data: raw}}, manifest.Options{})
+		if err != nil {
+			t.Fatalf("test cluster: %v", err)
+		}
+		c.admin = append(c.admin, res.Snapshot.AdminPolicies...)
+	}
 	return c
 }
 
 func (c testCluster) snapshot() translate.Snapshot {
-	return translate.Snapshot{Namespaces: c.Namespaces, Pods: c.Pods, NetworkPolicies: c.NetworkPolicies, Mesh: c.Mesh, Approvals: c.Approvals}
+	return translate.Snapshot{Namespaces: c.Namespaces, Pods: c.Pods, NetworkPolicies: c.NetworkPolicies, Mesh: c.Mesh, Approvals: c.Approvals, AdminPolicies: c.admin}
 }
 
 // existing is an Input checking the cluster's AuthorizationPolicies.

@@ -213,6 +213,8 @@ type npEval struct {
 	// egressSelected the source classes each selects.
 	egressPolicies []*netpol
 	egressSelected []bitset
+	// admin evaluates the admin network policies; nil without any.
+	admin *adminEval
 }
 
 type egressRule struct {
@@ -376,6 +378,8 @@ type npAt struct {
 	isolating []*netpol
 	ingress   []npContrib
 	egress    []npContrib
+	// admin: the admin network policies at d; nil when none applies.
+	admin *adminAt
 }
 
 func (e *npEval) at(d *dstClass) *npAt {
@@ -411,6 +415,9 @@ func (e *npEval) at(d *dstClass) *npAt {
 	for _, r := range e.egressByNS[d.ns.name] {
 		add(r)
 	}
+	if e.admin != nil {
+		out.admin = e.admin.at(d)
+	}
 	return out
 }
 
@@ -421,6 +428,9 @@ func (a *npAt) portSets() []portSet {
 	}
 	for _, c := range a.egress {
 		out = append(out, c.ports)
+	}
+	if a.admin != nil {
+		out = append(out, a.admin.portSets()...)
 	}
 	return out
 }
@@ -448,21 +458,29 @@ func (e *npEval) verdict(a *npAt, p int32, strict, loose, egress, looseEg bitset
 	// Egress: sources no egress policy selects, and those an egress rule
 	// allows to reach d.
 	egress.copyFrom(e.w.allSrc)
-	if e.egressIsolated.empty() {
+	if e.egressIsolated.empty() && a.admin == nil {
 		return
 	}
-	egress.andNot(e.egressIsolated)
 	looseEg.copyFrom(egress)
-	for _, c := range a.egress {
-		if !c.ports.contains(p) {
-			continue
+	if !e.egressIsolated.empty() {
+		egress.andNot(e.egressIsolated)
+		looseEg.copyFrom(egress)
+		for _, c := range a.egress {
+			if !c.ports.contains(p) {
+				continue
+			}
+			if c.strict {
+				egress.or(c.src)
+			}
+			if c.loose {
+				looseEg.or(c.src)
+			}
 		}
-		if c.strict {
-			egress.or(c.src)
-		}
-		if c.loose {
-			looseEg.or(c.src)
-		}
+	}
+	// The admin network policies decide before the NetworkPolicies, and
+	// the baseline where none selects the pod.
+	if a.admin != nil {
+		a.admin.apply(p, strict, loose, egress, looseEg, len(a.isolating) > 0, e.egressIsolated)
 	}
 	strict.and(egress)
 	loose.and(looseEg)

@@ -24,6 +24,10 @@ type managerOptions struct {
 	secureMetrics          bool
 	enableHTTP2            bool
 	leaderElect            bool
+	leaderElectNamespace   string
+	leaseDuration          time.Duration
+	renewDeadline          time.Duration
+	retryPeriod            time.Duration
 	trustDomain            string
 	rootNamespace          string
 	istioNamespace         string
@@ -42,6 +46,10 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 rapid reset).")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to. 0 disables them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time.")
+	fs.StringVar(&o.leaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required outside a cluster).")
+	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a Lease the leader stopped renewing keeps the other replicas waiting: the longest a failover waits, after the leader's last renewal.")
+	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its Lease before it stops acting (and exits); less than --leader-elect-lease-duration.")
+	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often replicas try to acquire, and the leader to renew, the Lease.")
 	fs.StringVar(&o.trustDomain, "trust-domain", "", "Mesh trust domain for principals (default: trustDomain of the mesh config, else cluster.local).")
 	fs.StringVar(&o.rootNamespace, "root-namespace", "", "Istio root namespace, never acted in (default: rootNamespace of the mesh config, else the Istio namespace).")
 	fs.StringVar(&o.istioNamespace, "istio-namespace", controllers.DefaultIstioNamespace, "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
@@ -54,6 +62,13 @@ func runManager(args []string, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "netpol2authz manager: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	// client-go's rule: the renewals (retry period, jittered by up to
+	// 20%) fit in the renew deadline, which ends before the lease does.
+	if o.retryPeriod <= 0 || float64(o.renewDeadline) <= 1.2*float64(o.retryPeriod) || o.leaseDuration <= o.renewDeadline {
+		fmt.Fprintf(stderr, "netpol2authz manager: invalid leader-election timings: want --leader-elect-lease-duration (%s) > --leader-elect-renew-deadline (%s) > 1.2 x --leader-elect-retry-period (%s) > 0\n",
+			o.leaseDuration, o.renewDeadline, o.retryPeriod)
 		return 2
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -81,12 +96,16 @@ func runManager(args []string, stderr io.Writer) int {
 		ResyncPeriod:   o.resyncPeriod,
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 controllers.Scheme(),
-		Cache:                  controllers.CacheOptions(settings),
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: o.probeAddr,
-		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       controllers.LeaderElectionID,
+		Scheme:                  controllers.Scheme(),
+		Cache:                   controllers.CacheOptions(settings),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        controllers.LeaderElectionID,
+		LeaderElectionNamespace: o.leaderElectNamespace,
+		LeaseDuration:           &o.leaseDuration,
+		RenewDeadline:           &o.renewDeadline,
+		RetryPeriod:             &o.retryPeriod,
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")

@@ -21,6 +21,7 @@ import (
 // managerOptions are the operator's flags beyond controller-runtime's own.
 type managerOptions struct {
 	metricsAddr, probeAddr string
+	pprofAddr              string
 	secureMetrics          bool
 	enableHTTP2            bool
 	leaderElect            bool
@@ -45,6 +46,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 rapid reset).")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to. 0 disables them.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address Go's pprof profiles are served on (HTTP, no authentication: bind to localhost), e.g. 127.0.0.1:6060. Empty disables them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required outside a cluster).")
 	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a Lease the leader stopped renewing keeps the other replicas waiting: the longest a failover waits, after the leader's last renewal.")
@@ -100,6 +102,7 @@ func runManager(args []string, stderr io.Writer) int {
 		Cache:                   controllers.CacheOptions(settings),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        controllers.LeaderElectionID,
 		LeaderElectionNamespace: o.leaderElectNamespace,

@@ -3,17 +3,24 @@ package perf_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
 	securityapi "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -22,23 +29,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/controllers"
 	"github.com/netpol2authz/netpol2authz/internal/synth"
+	"github.com/netpol2authz/netpol2authz/internal/testenv"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// size is the benchmark's cluster: 2,000 pods and 200 NetworkPolicies in 20
-// opted-in namespaces.
-var size = synth.Size{Name: "operator", Namespaces: 20, PodsPerNamespace: 100, PoliciesPerNamespace: 10}
+// sizes are the benchmark's clusters: 2,000 pods and 200 NetworkPolicies in
+// 20 opted-in namespaces, and 10,000 pods and 2,000 NetworkPolicies in 100.
+// BENCH_SIZES picks some by pod count (e.g. BENCH_SIZES=2000).
+var sizes = []synth.Size{
+	{Name: "2k", Namespaces: 20, PodsPerNamespace: 100, PoliciesPerNamespace: 10},
+	{Name: "10k", Namespaces: 100, PodsPerNamespace: 100, PoliciesPerNamespace: 20},
+}
 
 const (
 	relabelled  = 100
@@ -48,48 +56,61 @@ const (
 	loadWorkers = 8
 )
 
-// workers is the operator's MaxConcurrentReconciles (BENCH_WORKERS; 0
-// means the operator's default).
-var workers, _ = strconv.Atoi(os.Getenv("BENCH_WORKERS"))
+// extraArgs are more flags for the operator (BENCH_ARGS_OPERATOR, split on
+// spaces), e.g. "--max-concurrent-reconciles=1".
+var extraArgs = strings.Fields(os.Getenv("BENCH_OPERATOR_ARGS"))
 
-var (
-	once    sync.Once
-	figures map[string]float64
-)
+var figures = map[string]map[string]float64{}
 
-// BenchmarkOperator runs the operator once on the synthetic cluster and
-// reports:
+// BenchmarkOperator runs the operator, as the netpol2authz binary in its
+// own process, once per size on a fresh control plane, and reports:
 //   - converge-s: from start to every policy and status right;
 //   - relabel-s: from relabelling 100 pods to every affected policy right
 //     (relabel-writes-s of it is the benchmark's own 100 pod updates);
 //   - writes/np-converge, writes/relabelled-pod, writes/changed-ap: API writes
-//     (creates, updates, deletes, events) per change;
+//     (creates, updates, patches, deletes, Events) per change, from the
+//     operator's client metrics;
 //   - steady-writes: writes in the settled state (must be 0);
 //   - reconciles/relabelled-pod: how precisely pod changes are mapped, and
 //     reconcile-s(relabel) the time the controller spent reconciling;
-//   - cache-B/pod (transform, strip-managed-fields, raw): heap held by the pod
-//     cache per pod;
+//   - rss-MB and heap-MB: the operator process's resident memory and Go heap
+//     in use once it converged, and rss-KB/pod;
+//   - cache-B/pod (transform, strip-managed-fields, raw): heap a pod
+//     informer holds per pod, measured in the benchmark's own process;
 //   - apiserver-s/converge-writes: the time the API server takes for the
 //     same number of writes as the convergence, sent one by one by a bare
-//     client, in the same run (apiserver-ms/write per write).
+//     client, in the same run (apiserver-ms/write per write), and
+//     converge/apiserver, the ratio of the two.
 func BenchmarkOperator(b *testing.B) {
-	if cfg == nil {
-		b.Skip("no control plane")
+	if !benchmarking {
+		b.Skip("not benchmarking")
 	}
-	once.Do(func() { figures = measure(b) })
-	names := make([]string, 0, len(figures))
-	for k := range figures {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		b.ReportMetric(figures[k], k)
+	for _, s := range sizes {
+		if want := os.Getenv("BENCH_SIZES"); want != "" && !slices.Contains(strings.Split(want, ","), strconv.Itoa(s.Pods())) {
+			continue
+		}
+		b.Run(fmt.Sprintf("pods=%d", s.Pods()), func(b *testing.B) {
+			if figures[s.Name] == nil {
+				figures[s.Name] = measure(b, s)
+			}
+			for _, k := range slices.Sorted(maps.Keys(figures[s.Name])) {
+				b.ReportMetric(figures[s.Name][k], k)
+			}
+		})
 	}
 }
 
-func measure(b *testing.B) map[string]float64 {
-	ctrl.SetLogger(logr.Discard())
+func measure(b *testing.B, size synth.Size) map[string]float64 {
 	ctx := context.Background()
+	env, err := testenv.New()
+	must(b, err)
+	cfg, err := env.Start()
+	must(b, err)
+	defer func() {
+		if err := env.Stop(); err != nil {
+			b.Logf("stopping the control plane: %v", err)
+		}
+	}()
 	sch := controllers.Scheme()
 	c, err := client.New(cfg, client.Options{Scheme: sch})
 	must(b, err)
@@ -97,54 +118,59 @@ func measure(b *testing.B) map[string]float64 {
 
 	cluster := synth.Generate(size)
 	load(b, ctx, c, cluster)
+	b.Logf("%s: loaded %d pods and %d NetworkPolicies", size.Name, size.Pods(), size.Policies())
 
-	out["cache-B/pod(transform)"] = cacheBytesPerPod(b, sch, cache.ByObject{Transform: controllers.TransformPod})
-	out["cache-B/pod(strip-managed-fields)"] = cacheBytesPerPod(b, sch, cache.ByObject{Transform: cache.TransformStripManagedFields()})
-	out["cache-B/pod(raw)"] = cacheBytesPerPod(b, sch, cache.ByObject{})
+	out["cache-B/pod(transform)"] = cacheBytesPerPod(b, cfg, size, sch, cache.ByObject{Transform: controllers.TransformPod})
+	out["cache-B/pod(strip-managed-fields)"] = cacheBytesPerPod(b, cfg, size, sch, cache.ByObject{Transform: cache.TransformStripManagedFields()})
+	out["cache-B/pod(raw)"] = cacheBytesPerPod(b, cfg, size, sch, cache.ByObject{})
 
 	// (a) convergence from an empty start.
 	want := expected(b, ctx, c)
-	writes := &atomic.Int64{}
-	stop := startOperator(b, sch, writes)
-	defer stop()
+	b.Logf("%s: measured the pod cache; starting the operator", size.Name)
+	op := startOperator(b, env)
+	defer op.stop(b)
 	start := time.Now()
 	waitRight(b, ctx, c, want)
 	out["converge-s"] = time.Since(start).Seconds()
-	convergeWrites := settle(writes)
-	out["writes/np-converge"] = float64(convergeWrites) / float64(size.Policies())
+	convergeWrites := settle(b, op)
+	out["writes/np-converge"] = convergeWrites / float64(size.Policies())
+	m := op.scrape(b)
+	out["rss-MB"] = m["process_resident_memory_bytes"] / 1e6
+	out["heap-MB"] = m["go_memstats_heap_inuse_bytes"] / 1e6
+	out["rss-KB/pod"] = m["process_resident_memory_bytes"] / 1e3 / float64(size.Pods())
 
-	steady := writes.Load()
+	steady := op.scrape(b)[writesMetric]
 	time.Sleep(settleFor)
-	out["steady-writes"] = float64(writes.Load() - steady)
+	out["steady-writes"] = op.scrape(b)[writesMetric] - steady
 
 	// (b) relabelling 100 pods.
 	before := want
-	reconciles0 := reconciles(b)
-	rs0 := reconcileSeconds(b)
-	writes0 := writes.Load()
+	m0 := op.scrape(b)
 	start = time.Now()
-	relabel(b, ctx, c, cluster)
+	relabel(b, ctx, c, cluster, size)
 	out["relabel-writes-s"] = time.Since(start).Seconds()
 	oracle := time.Now()
 	want = expected(b, ctx, c) // not the operator's time: left out
 	oracleTime := time.Since(oracle)
 	waitRight(b, ctx, c, want)
 	out["relabel-s"] = (time.Since(start) - oracleTime).Seconds()
-	relabelWrites := settle(writes) - writes0
+	relabelWrites := settle(b, op) - m0[writesMetric]
+	m1 := op.scrape(b)
 	changed := changedPolicies(before, want)
 	out["changed-aps"] = float64(changed)
-	out["writes/relabelled-pod"] = float64(relabelWrites) / relabelled
+	out["writes/relabelled-pod"] = relabelWrites / relabelled
 	if changed > 0 {
-		out["writes/changed-ap"] = float64(relabelWrites) / float64(changed)
+		out["writes/changed-ap"] = relabelWrites / float64(changed)
 	}
-	out["reconciles/relabelled-pod"] = float64(reconciles(b)-reconciles0) / relabelled
-	out["reconcile-s(relabel)"] = reconcileSeconds(b) - rs0
+	out["reconciles/relabelled-pod"] = (m1[reconcilesMetric] - m0[reconcilesMetric]) / relabelled
+	out["reconcile-s(relabel)"] = m1[reconcileTimeMetric] - m0[reconcileTimeMetric]
 
 	// The API server's own pace for as many writes, in the same run.
 	t := apiServerTime(b, ctx, c, int(convergeWrites))
 	out["apiserver-s/converge-writes"] = t.Seconds()
-	out["apiserver-ms/write"] = t.Seconds() * 1000 / float64(convergeWrites)
-	out["converge-writes"] = float64(convergeWrites)
+	out["apiserver-ms/write"] = t.Seconds() * 1000 / convergeWrites
+	out["converge-writes"] = convergeWrites
+	out["converge/apiserver"] = out["converge-s"] / t.Seconds()
 	return out
 }
 
@@ -177,11 +203,16 @@ func parallel(b *testing.B, n int, f func(i int) error) {
 }
 
 // load creates the synthetic cluster: envtest runs no kubelet, so pod
-// status is written through the status subresource.
+// status is written through the status subresource. Its namespaces follow
+// label changes (identity mode follow): a relabelled pod's identity then
+// joins the policies at once, which is the operator's costlier path (under
+// review, the default, it is held back and only the status changes).
 func load(b *testing.B, ctx context.Context, c client.Client, cl synth.Cluster) {
 	b.Helper()
 	for i := range cl.Namespaces {
-		must(b, c.Create(ctx, &cl.Namespaces[i]))
+		ns := cl.Namespaces[i].DeepCopy()
+		ns.Annotations[translate.AnnotationIdentity] = string(translate.IdentityFollow)
+		must(b, c.Create(ctx, ns))
 	}
 	parallel(b, len(cl.Pods), func(i int) error {
 		p := cl.Pods[i].DeepCopy()
@@ -200,7 +231,7 @@ func load(b *testing.B, ctx context.Context, c client.Client, cl synth.Cluster) 
 
 // cacheBytesPerPod is the live heap a pod informer holds per pod after it
 // synced, with the given pod cache settings.
-func cacheBytesPerPod(b *testing.B, sch *k8sruntime.Scheme, podCfg cache.ByObject) float64 {
+func cacheBytesPerPod(b *testing.B, cfg *rest.Config, size synth.Size, sch *k8sruntime.Scheme, podCfg cache.ByObject) float64 {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	before := liveHeap()
@@ -231,44 +262,163 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// startOperator starts the operator as `netpol2authz manager` runs it (no
-// client-side rate limit), counting its API writes.
-func startOperator(b *testing.B, sch *k8sruntime.Scheme, writes *atomic.Int64) func() {
-	oc := rest.CopyConfig(cfg)
-	oc.QPS, oc.Burst = -1, 0
-	oc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			switch r.Method {
-			case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-				writes.Add(1)
-			}
-			return rt.RoundTrip(r)
-		})
-	}
-	settings := controllers.Settings{}
-	mgr, err := ctrl.NewManager(oc, ctrl.Options{
-		Scheme:                 sch,
-		Cache:                  controllers.CacheOptions(settings),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: new(true)},
-	})
-	must(b, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	must(b, controllers.Setup(ctx, mgr, settings, controller.Options{MaxConcurrentReconciles: workers}))
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
+// The operator's metrics the benchmark reads: client-go's request counter
+// (the writes: POST, PUT, PATCH, DELETE) and controller-runtime's reconcile
+// counter and time, of the NetworkPolicy controller.
+const (
+	writesMetric        = "writes"
+	reconcilesMetric    = "reconciles"
+	reconcileTimeMetric = "reconcile-seconds"
+)
+
+// operatorProcess is `netpol2authz manager` running against the control
+// plane, with plain-HTTP metrics on a local port.
+type operatorProcess struct {
+	cmd     *exec.Cmd
+	metrics string
+	log     *os.File
+}
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// startOperator builds the binary once and starts it as the installed
+// Deployment runs it, but with plain-HTTP metrics on a free local port.
+func startOperator(b *testing.B, env *envtest.Environment) *operatorProcess {
+	b.Helper()
+	buildOnce.Do(func() {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			buildErr = err
+			return
 		}
+		binary = filepath.Join(os.TempDir(), fmt.Sprintf("netpol2authz-bench-%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", binary, ".")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	must(b, buildErr)
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "bench-operator", Groups: []string{"system:masters"}}, nil)
+	must(b, err)
+	kc, err := user.KubeConfig()
+	must(b, err)
+	dir := b.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	must(b, os.WriteFile(kubeconfig, kc, 0o600))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(b, err)
+	addr := l.Addr().String()
+	must(b, l.Close())
+	logFile, err := os.Create(filepath.Join(dir, "operator.log"))
+	must(b, err)
+	args := append([]string{"manager", "--kubeconfig=" + kubeconfig, "--metrics-bind-address=" + addr, "--metrics-secure=false",
+		"--health-probe-bind-address=0", "--zap-log-level=error"}, extraArgs...)
+	if pp := os.Getenv("BENCH_PPROF"); pp != "" {
+		args = append(args, "--pprof-bind-address="+pp)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	must(b, cmd.Start())
+	op := &operatorProcess{cmd: cmd, metrics: "http://" + addr + "/metrics", log: logFile}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := op.tryScrape(); err == nil {
+			return op
+		} else if time.Now().After(deadline) {
+			op.stop(b)
+			b.Fatalf("the operator's metrics did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
+func (o *operatorProcess) stop(b *testing.B) {
+	if o.cmd.ProcessState != nil {
+		return
+	}
+	_ = o.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- o.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = o.cmd.Process.Kill()
+		<-done
+	}
+	if b.Failed() {
+		log, _ := os.ReadFile(o.log.Name())
+		b.Logf("operator log:\n%s", tail(string(log), 4000))
+	}
+	_ = o.log.Close()
+}
 
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (o *operatorProcess) scrape(b *testing.B) map[string]float64 {
+	b.Helper()
+	m, err := o.tryScrape()
+	must(b, err)
+	return m
+}
+
+// tryScrape reads the operator's metrics endpoint into the few figures the
+// benchmark needs.
+func (o *operatorProcess) tryScrape() (map[string]float64, error) {
+	resp, err := http.Get(o.metrics)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			label := func(n string) string {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == n {
+						return l.GetValue()
+					}
+				}
+				return ""
+			}
+			switch name {
+			case "rest_client_requests_total":
+				switch label("method") {
+				case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+					out[writesMetric] += m.GetCounter().GetValue()
+				}
+			case "controller_runtime_reconcile_total":
+				if label("controller") == "networkpolicy" {
+					out[reconcilesMetric] += m.GetCounter().GetValue()
+				}
+			case "controller_runtime_reconcile_time_seconds":
+				if label("controller") == "networkpolicy" {
+					out[reconcileTimeMetric] += m.GetHistogram().GetSampleSum()
+				}
+			case "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes":
+				out[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out, nil
+}
 
 // expected translates the whole cluster, as read from the API, in one
 // engine call: the operator, one policy at a time from its cache, must end
@@ -277,10 +427,19 @@ func expected(b *testing.B, ctx context.Context, c client.Client) []translate.Tr
 	var nss corev1.NamespaceList
 	var pods corev1.PodList
 	var nps networkingv1.NetworkPolicyList
+	var approvals policyv1alpha1.IdentityApprovalList
 	must(b, c.List(ctx, &nss))
 	must(b, c.List(ctx, &pods))
 	must(b, c.List(ctx, &nps))
+	must(b, c.List(ctx, &approvals))
 	snap := translate.Snapshot{NetworkPolicies: nps.Items, Mesh: translate.MeshSettings{TrustDomain: "cluster.local", RootNamespace: "istio-system"}}
+	for _, a := range approvals.Items {
+		rec := translate.Approval{Namespace: a.Namespace, NetworkPolicy: a.Name}
+		for _, id := range a.Spec.Identities {
+			rec.Identities = append(rec.Identities, translate.Identity(id))
+		}
+		snap.Approvals = append(snap.Approvals, rec)
+	}
 	for _, n := range nss.Items {
 		snap.Namespaces = append(snap.Namespaces, translate.Namespace{Name: n.Name, Labels: n.Labels, Annotations: n.Annotations})
 	}
@@ -358,12 +517,13 @@ func waitRight(b *testing.B, ctx context.Context, c client.Client, want []transl
 	}
 }
 
-// settle waits until the write count stops moving and returns it.
-func settle(writes *atomic.Int64) int64 {
-	last := writes.Load()
+// settle waits until the operator's write count stops moving and returns
+// it.
+func settle(b *testing.B, op *operatorProcess) float64 {
+	last := op.scrape(b)[writesMetric]
 	for {
 		time.Sleep(settleFor)
-		n := writes.Load()
+		n := op.scrape(b)[writesMetric]
 		if n == last {
 			return n
 		}
@@ -374,7 +534,7 @@ func settle(writes *atomic.Int64) int64 {
 // relabel moves five pods of every namespace (apps 1 to 5, with their own
 // ServiceAccounts or the default one) into app-0 and tier=api, which peers
 // of the synthetic policies select: their principals join those policies.
-func relabel(b *testing.B, ctx context.Context, c client.Client, cl synth.Cluster) {
+func relabel(b *testing.B, ctx context.Context, c client.Client, cl synth.Cluster, size synth.Size) {
 	var picked []corev1.Pod
 	for i, p := range cl.Pods {
 		if n := i % size.PodsPerNamespace; n >= 1 && n <= relabelled/size.Namespaces {
@@ -416,34 +576,6 @@ func changedPolicies(before, after []translate.Translation) int {
 	for k := range z {
 		if _, ok := a[k]; !ok {
 			n++
-		}
-	}
-	return n
-}
-
-func reconcileSeconds(b *testing.B) float64 {
-	families, err := metrics.Registry.Gather()
-	must(b, err)
-	n := 0.0
-	for _, f := range families {
-		if f.GetName() == "controller_runtime_reconcile_time_seconds" {
-			for _, m := range f.GetMetric() {
-				n += m.GetHistogram().GetSampleSum()
-			}
-		}
-	}
-	return n
-}
-
-func reconciles(b *testing.B) float64 {
-	families, err := metrics.Registry.Gather()
-	must(b, err)
-	n := 0.0
-	for _, f := range families {
-		if f.GetName() == "controller_runtime_reconcile_total" {
-			for _, m := range f.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
 		}
 	}
 	return n

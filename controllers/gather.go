@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -31,11 +32,13 @@ type input struct {
 }
 
 // gather builds the input of one translation from the informer cache behind
-// r: the NetworkPolicy, all namespaces (they are few), and only the pods of
-// the namespaces the policy can depend on: its own and those its ingress
-// peers' namespaceSelectors match now (all of them for `{}`). Lists skip the
+// r and the admin policies (adminWatcher.Policies, read by their
+// informers): the NetworkPolicy, all namespaces (they are few), the admin
+// policies, and only the pods of the namespaces the policy can depend on:
+// its own, those its ingress peers' namespaceSelectors match now (all of
+// them for `{}`) and those the admin policies' peers match. Lists skip the
 // cache's deep copy: nothing here or in the engine writes to them.
-func gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.NetworkPolicy) (*input, error) {
+func gather(ctx context.Context, r client.Reader, s Settings, admin []adminpolicy.Policy, np *networkingv1.NetworkPolicy) (*input, error) {
 	mesh, err := s.Mesh(ctx, r)
 	if err != nil {
 		return nil, err
@@ -48,6 +51,7 @@ func gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.N
 		NetworkPolicies: []networkingv1.NetworkPolicy{*np},
 		Namespaces:      make([]translate.Namespace, 0, len(nsList.Items)),
 		Mesh:            mesh,
+		AdminPolicies:   admin,
 	}}
 	for i := range nsList.Items {
 		ns := &nsList.Items[i]
@@ -59,7 +63,7 @@ func gather(ctx context.Context, r client.Reader, s Settings, np *networkingv1.N
 	if err := gatherApproval(ctx, r, np, in); err != nil {
 		return nil, err
 	}
-	for _, ns := range sets.List(dependentNamespaces(np, nsList.Items)) {
+	for _, ns := range sets.List(dependentNamespaces(np, admin, nsList.Items)) {
 		var pods corev1.PodList
 		if err := r.List(ctx, &pods, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 			return nil, fmt.Errorf("listing pods of namespace %s: %w", ns, err)
@@ -94,9 +98,10 @@ func gatherApproval(ctx context.Context, r client.Reader, np *networkingv1.Netwo
 }
 
 // dependentNamespaces are the namespaces whose pods can change the
-// translation of np, as the engine's dependency model says.
-func dependentNamespaces(np *networkingv1.NetworkPolicy, namespaces []corev1.Namespace) sets.Set[string] {
-	d := translate.DependenciesOf(np)
+// translation of np, as the engine's dependency model says, the admin
+// policies' peers included.
+func dependentNamespaces(np *networkingv1.NetworkPolicy, admin []adminpolicy.Policy, namespaces []corev1.Namespace) sets.Set[string] {
+	d := translate.DependenciesOf(np).WithAdmin(admin)
 	out := sets.New(np.Namespace)
 	for i := range namespaces {
 		if d.ReadsPodsOf(namespaces[i].Name, namespaces[i].Labels) {

@@ -24,6 +24,9 @@ import (
 // reads only the cache, through the field indexes of SetupIndexes.
 type mapper struct {
 	Client client.Reader
+	// Admin holds the admin network policies (nil: none), which make more
+	// pods and namespaces matter (admin.go).
+	Admin *adminWatcher
 }
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -99,7 +102,7 @@ func (m mapper) candidates(ctx context.Context, ns string) ([]*networkingv1.Netw
 	if err := m.Client.List(ctx, &local, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	if err := m.Client.List(ctx, &cross, client.MatchingFields{indexScope: scopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := m.listCrossNamespace(ctx, &cross); err != nil {
 		return nil, err
 	}
 	optedIn := m.optedIn(ctx)
@@ -151,7 +154,7 @@ func (m mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
 func (m mapper) podMatters(ctx context.Context, np *networkingv1.NetworkPolicy, p *corev1.Pod, nsLabels labels.Set) bool {
 	ep := EnginePod(p)
 	var listErr error
-	matters := translate.DependenciesOf(np).PodMatters(&ep, nsLabels, func() []translate.Pod {
+	matters := m.dependencies(np).PodMatters(&ep, nsLabels, func() []translate.Pod {
 		var same corev1.PodList
 		if listErr = m.Client.List(ctx, &same, client.InNamespace(p.Namespace),
 			client.MatchingFields{indexServiceAccount: serviceAccountKeys(p)[0]}, client.UnsafeDisableDeepCopy); listErr != nil {
@@ -210,7 +213,7 @@ func (m mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespac
 		log.Error(err, "listing NetworkPolicies for a namespace change")
 		return out
 	}
-	if err := m.Client.List(ctx, &cross, client.MatchingFields{indexScope: scopeAnyNamespace}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := m.listCrossNamespace(ctx, &cross); err != nil {
 		log.Error(err, "listing NetworkPolicies for a namespace change")
 		return out
 	}
@@ -222,7 +225,7 @@ func (m mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespac
 			if np.Namespace != name && !optedIn(np.Namespace) {
 				continue
 			}
-			if translate.DependenciesOf(np).NamespaceChangeMatters(before, after) {
+			if m.dependencies(np).NamespaceChangeMatters(before, after) {
 				out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
 			}
 		}

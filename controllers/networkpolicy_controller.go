@@ -35,6 +35,8 @@ type NetworkPolicyReconciler struct {
 	APIReader client.Reader
 	// Now is the clock of condition transitions; nil means time.Now.
 	Now func() time.Time
+	// admin watches the admin network policies (admin.go).
+	admin *adminWatcher
 }
 
 // Reconcile translates one NetworkPolicy: fetch it (gone: clean up), gather
@@ -53,7 +55,7 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	in, err := gather(ctx, r.Client, r.Settings, np)
+	in, err := gather(ctx, r.Client, r.Settings, r.admin.Policies(), np)
 	if err != nil {
 		return r.failed(ctx, np, reasonGatherFailed, err)
 	}
@@ -102,12 +104,18 @@ func retryConflicts(ctx context.Context, err error) (ctrl.Result, error) {
 // namespaces, the mesh config and conflicting AuthorizationPolicies map to
 // the NetworkPolicies they matter to; AuthorizationPolicies and
 // NetworkPolicyTranslations map to their controller, so hand edits and
-// deletions are undone.
+// deletions are undone. The admin network policies, where served, enqueue
+// every translated NetworkPolicy.
 func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
 	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	m := mapper{Client: mgr.GetClient()}
+	admin, err := newAdminWatcher(mgr, r.Settings.AdminPolicyDiscoveryPeriod)
+	if err != nil {
+		return err
+	}
+	r.admin = admin
+	m := mapper{Client: mgr.GetClient(), Admin: admin}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resynced()))).
@@ -118,6 +126,7 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Watches(&corev1.Pod{}, m.PodHandler(), builder.WithPredicates(podChanged())).
 		Watches(&corev1.Namespace{}, m.NamespaceHandler(), builder.WithPredicates(namespaceChanged())).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.MeshConfigRequests), builder.WithPredicates(meshConfigChanged())).
+		WatchesRawSource(adminSource{w: admin, m: m}).
 		WithOptions(opts).
 		Complete(r)
 }

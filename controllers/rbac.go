@@ -1,7 +1,7 @@
 package controllers
 
 // The operator's permissions, least privilege: it reads pods, namespaces,
-// NetworkPolicies and the mesh ConfigMap, and writes only
+// NetworkPolicies, the admin network policies and the mesh ConfigMap, and writes only
 // AuthorizationPolicies, NetworkPolicyTranslations and Events (events.k8s.io,
 // the API its recorder uses). It never reads Secrets and never changes a
 // NetworkPolicy.
@@ -21,7 +21,13 @@ package controllers
 // gone; it never updates one, so it can never approve an identity that a
 // label change brought. Who may update them approves.
 //
+// Admin network policies (AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+// ClusterNetworkPolicy): read only, where their CRDs are installed. Which
+// kinds are served comes from the API server's discovery, which every
+// authenticated user may read: no access to CustomResourceDefinitions.
+//
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=policy.networking.k8s.io,resources=adminnetworkpolicies;baselineadminnetworkpolicies;clusternetworkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=istio,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies/finalizers,verbs=update

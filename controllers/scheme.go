@@ -5,16 +5,23 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	netpolv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 )
 
 // Scheme holds every type the operator reads or writes: Kubernetes' own,
-// NetworkPolicyTranslations and Istio's security API.
+// NetworkPolicyTranslations, Istio's security API and the admin network
+// policies (policy.networking.k8s.io).
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(policyv1alpha1.AddToScheme(s))
 	utilruntime.Must(securityv1.AddToScheme(s))
+	utilruntime.Must(netpolv1alpha1.AddToScheme(s))
+	utilruntime.Must(netpolv1alpha2.AddToScheme(s))
+	utilruntime.Must(netpolv1beta1.AddToScheme(s))
 	return s
 }

@@ -46,6 +46,11 @@ type Settings struct {
 	// event (--resync-period); zero means controller-runtime's default
 	// (about 10 hours, jittered).
 	ResyncPeriod time.Duration
+	// AdminPolicyDiscoveryPeriod is how often the API server's discovery
+	// is asked which admin network policy kinds are served
+	// (--admin-policy-discovery-period); zero means
+	// DefaultAdminPolicyDiscoveryPeriod.
+	AdminPolicyDiscoveryPeriod time.Duration
 }
 
 func (s Settings) istioNamespace() string { return cmp.Or(s.IstioNamespace, DefaultIstioNamespace) }

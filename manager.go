@@ -22,6 +22,7 @@ import (
 type managerOptions struct {
 	metricsAddr, probeAddr string
 	pprofAddr              string
+	workers                int
 	secureMetrics          bool
 	enableHTTP2            bool
 	leaderElect            bool
@@ -46,6 +47,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 rapid reset).")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to. 0 disables them.")
+	fs.IntVar(&o.workers, "max-concurrent-reconciles", 4, "How many NetworkPolicies are reconciled at once. A reconcile mostly waits for the API server, so a few in parallel converge faster; each NetworkPolicy is only ever reconciled by one at a time.")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address Go's pprof profiles are served on (HTTP, no authentication: bind to localhost), e.g. 127.0.0.1:6060. Empty disables them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica acts at a time.")
 	fs.StringVar(&o.leaderElectNamespace, "leader-elect-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required outside a cluster).")
@@ -115,7 +117,7 @@ func runManager(args []string, stderr io.Writer) int {
 		return 1
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.Setup(ctx, mgr, settings, controller.Options{}); err != nil {
+	if err := controllers.Setup(ctx, mgr, settings, controller.Options{MaxConcurrentReconciles: o.workers}); err != nil {
 		log.Error(err, "unable to set up the controller")
 		return 1
 	}

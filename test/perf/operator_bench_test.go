@@ -3,6 +3,7 @@ package perf_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -145,6 +146,8 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 
 	// (b) relabelling 100 pods.
 	before := want
+	op.profile(b, "heap-"+size.Name, "heap")
+	profiled := op.profile(b, "cpu-relabel-"+size.Name, "profile?seconds=5")
 	m0 := op.scrape(b)
 	start = time.Now()
 	relabel(b, ctx, c, cluster, size)
@@ -164,6 +167,7 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 	}
 	out["reconciles/relabelled-pod"] = (m1[reconcilesMetric] - m0[reconcilesMetric]) / relabelled
 	out["reconcile-s(relabel)"] = m1[reconcileTimeMetric] - m0[reconcileTimeMetric]
+	<-profiled
 
 	// The API server's own pace for as many writes, in the same run.
 	t := apiServerTime(b, ctx, c, int(convergeWrites))
@@ -366,6 +370,39 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// profile saves the operator's pprof profile path (e.g. "heap",
+// "profile?seconds=5") as BENCH_PROFILES/name.pprof when both BENCH_PPROF
+// (the operator's --pprof-bind-address) and BENCH_PROFILES are set; the
+// channel closes when it is saved.
+func (o *operatorProcess) profile(b *testing.B, name, path string) <-chan struct{} {
+	done := make(chan struct{})
+	addr, dir := os.Getenv("BENCH_PPROF"), os.Getenv("BENCH_PROFILES")
+	if addr == "" || dir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + addr + "/debug/pprof/" + path)
+		if err != nil {
+			b.Logf("profile %s: %v", name, err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name+".pprof"), data, 0o644)
+		}
+		if err != nil {
+			b.Logf("profile %s: %v", name, err)
+		}
+	}()
+	if path == "heap" {
+		<-done
+	}
+	return done
 }
 
 func (o *operatorProcess) scrape(b *testing.B) map[string]float64 {

@@ -122,9 +122,17 @@ test-unit: ## Run the tests that need no control plane, in seconds (engine, veri
 	go test $(UNIT_PACKAGES) -count=1 -skip '$(CLI_LIVE_TESTS)' $(TEST_ARGS)
 
 .PHONY: test-integration
-test-integration: manifests generate envtest istiod kustomize helm ## Run the tests that start kube-apiserver and etcd (istiod too for test/istio): controllers, internal/cli's live tests, the demo, test/install, test/istio.
+test-integration: manifests generate envtest istiod kustomize helm ## Run the tests that start kube-apiserver and etcd (istiod too for test/istio): controllers, internal/cli's live tests, the demo, test/crash, test/install, test/istio.
 	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test $(INTEGRATION_PACKAGES) -count=1 -timeout 30m $(TEST_ARGS)
 	go test $(CLI_PKG) -count=1 -run '$(CLI_LIVE_TESTS)' $(TEST_ARGS)
+
+# test/crash runs 3 crash rounds in make test; test-crash runs CRASH_ROUNDS.
+# CRASH_SEED=N replays the churns of a run (each run prints its seed).
+CRASH_ROUNDS ?= 20
+
+.PHONY: test-crash
+test-crash: envtest ## Run test/crash (SIGKILL during a churn, failover, resync) with CRASH_ROUNDS (20) crash rounds; CRASH_SEED=N replays a run.
+	CRASH_ROUNDS=$(CRASH_ROUNDS) $(if $(CRASH_SEED),CRASH_SEED=$(CRASH_SEED)) go test ./test/crash -count=1 -timeout 60m -v $(TEST_ARGS)
 
 # Each fuzz target runs for FUZZTIME; go test fuzzes one target at a time.
 FUZZTIME ?= 10s

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,15 @@ func TestCrash(t *testing.T) {
 	RunSpecs(t, "Crash Suite")
 }
 
+// failed says a spec failed: the suite then keeps its directory.
+var failed atomic.Bool
+
+var _ = AfterEach(func() {
+	if CurrentSpecReport().Failed() {
+		failed.Store(true)
+	}
+})
+
 var _ = BeforeSuite(func() {
 	var cancel context.CancelFunc
 	ctx, cancel = context.WithCancel(context.Background())
@@ -122,7 +132,7 @@ var _ = BeforeSuite(func() {
 	workDir, err = os.MkdirTemp("", "netpol2authz-crash-")
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
-		if CurrentSpecReport().Failed() || os.Getenv("CRASH_KEEP") != "" {
+		if failed.Load() || CurrentSpecReport().Failed() || os.Getenv("CRASH_KEEP") != "" {
 			fmt.Fprintf(os.Stderr, "crash suite: logs and dumps kept in %s\n", workDir)
 			return
 		}

@@ -12,6 +12,7 @@ import (
 var severities = map[FindingType]Severity{
 	NoPodsSelected:     SeverityInfo,
 	AdminPolicyApplies: SeverityInfo,
+	WaypointApplies:    SeverityInfo,
 	InvalidAnnotation:  SeverityError,
 	InvalidPolicy:      SeverityError,
 	Conflict:           SeverityError,

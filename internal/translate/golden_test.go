@@ -34,10 +34,14 @@ type caseInput struct {
 	// and ClusterNetworkPolicies (v1alpha2, v1beta1), as manifests.
 	AdminPolicies []json.RawMessage `json:"adminPolicies"`
 	admin         []adminpolicy.Policy
+	Services      []Service                    `json:"services"`
+	Gateways      []Gateway                    `json:"gateways"`
+	OtherPolicies []networkingv1.NetworkPolicy `json:"otherPolicies"`
 }
 
 func (in caseInput) snapshot() Snapshot {
-	return Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh, Approvals: in.Approvals, AdminPolicies: in.admin}
+	return Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh, Approvals: in.Approvals, AdminPolicies: in.admin,
+		Services: in.Services, Gateways: in.Gateways, OtherPolicies: in.OtherPolicies}
 }
 
 // readAdminPolicy converts one admin policy manifest of any kind.
@@ -265,6 +269,7 @@ var goldenCases = map[string]string{
 	"target-not-in-mesh":           "selected pods without a proxy: TargetNotInMesh",
 	"techops-admin-db":             "article: only role=admin pods may reach app=techops-examples-db",
 	"trust-domain":                 "principals use the mesh trust domain",
+	"waypoint-namespace-label":     "namespace label, service waypoint: Z keeps the client and adds the waypoint's principal, one policy bound to each Service with service ports (targetPort number and name); exact; WaypointApplies; the waypoint pod blocked on 15008 (AmbientPortBlocked)",
 }
 
 func TestGolden(t *testing.T) {

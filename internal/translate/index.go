@@ -30,6 +30,8 @@ type index struct {
 	marks uint64
 	// admin holds the snapshot's admin network policies.
 	admin *adminIndex
+	// wp holds its Services, Gateways and ingress isolation.
+	wp *waypointIndex
 }
 
 // newMark returns a value no pod is marked with yet, so that a pass can
@@ -143,6 +145,7 @@ func buildIndex(s Snapshot) *index {
 	}
 
 	idx.admin = buildAdminIndex(s.AdminPolicies)
+	idx.buildWaypoints(s)
 
 	idx.sorted = make([]*nsInfo, 0, len(idx.namespaces))
 	for _, ns := range idx.namespaces {

@@ -124,6 +124,13 @@ const (
 	// AdminPolicyInvalid: an admin policy could not be read; it was left
 	// out.
 	AdminPolicyInvalid FindingType = "AdminPolicyInvalid"
+	// WaypointApplies: traffic to the policy's pods passes a waypoint (or
+	// a label names one without effect); what it changes was translated
+	// exactly.
+	WaypointApplies FindingType = "WaypointApplies"
+	// WaypointInPath: traffic to the policy's pods passes a waypoint in a
+	// way the generated policies cannot follow exactly.
+	WaypointInPath FindingType = "WaypointInPath"
 )
 
 // Finding is one place where the translation is not exact, or something a

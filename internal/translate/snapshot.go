@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
@@ -37,6 +39,71 @@ type Snapshot struct {
 	// order. The translation is judged against the whole stack they make
 	// with the NetworkPolicies (docs/translation.md#admin-network-policies).
 	AdminPolicies []adminpolicy.Policy
+	// Services decide, with the istio.io/use-waypoint labels, which
+	// traffic to the selected pods passes a waypoint, and on which
+	// service ports (docs/translation.md#waypoints). The engine reads
+	// those of the NetworkPolicies' namespaces.
+	Services []Service
+	// Gateways are the Gateway API Gateways the use-waypoint labels may
+	// name (any class; a waypoint is one of class istio-waypoint).
+	Gateways []Gateway
+	// OtherPolicies are NetworkPolicies that are not translated but say
+	// which pods are isolated for ingress: when a Service bound to a
+	// waypoint also fronts pods a NetworkPolicy does not select, what its
+	// waypoint policy may allow depends on whether another NetworkPolicy
+	// isolates them. The engine reads their podSelector and policyTypes;
+	// NetworkPolicies counts too. Give every NetworkPolicy of the
+	// translated namespaces between the two.
+	OtherPolicies []networkingv1.NetworkPolicy
+}
+
+// Service is the part of a Service the engine reads.
+type Service struct {
+	Namespace string
+	Name      string
+	// Labels may carry istio.io/use-waypoint and
+	// istio.io/use-waypoint-namespace.
+	Labels map[string]string
+	// Selector is spec.selector; empty means the Service selects no pod
+	// (its endpoints are managed by hand).
+	Selector map[string]string
+	Ports    []ServicePort
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	Name string
+	Port int32
+	// TargetPort is the container port, a number or a port name; zero
+	// means Port.
+	TargetPort intstr.IntOrString
+	Protocol   corev1.Protocol // empty means TCP
+}
+
+// Gateway is the part of a Gateway API Gateway
+// (gateway.networking.k8s.io) the engine reads.
+type Gateway struct {
+	Namespace string
+	Name      string
+	// ClassName is spec.gatewayClassName; Istio's waypoints have class
+	// istio-waypoint.
+	ClassName string
+	// Labels may carry istio.io/waypoint-for (service, the default;
+	// workload; all; none).
+	Labels map[string]string
+	// Annotations may carry gateway.istio.io/service-account, the
+	// waypoint's ServiceAccount (default: the Gateway's name).
+	Annotations map[string]string
+	// Addressed says status.addresses is not empty: istiod makes a
+	// Gateway a waypoint only then (once its deployment has a ready
+	// pod). The offline loader sets it for a manifest without status.
+	Addressed bool
+	// AttachFrom is allowedRoutes.namespaces.from of its HBONE listener:
+	// Same (the default, also when empty), All or Selector; it says
+	// which namespaces' Services and pods may use it.
+	AttachFrom string
+	// AttachSelector is allowedRoutes.namespaces.selector, for Selector.
+	AttachSelector *metav1.LabelSelector
 }
 
 // Namespace is the part of a Namespace the engine reads.

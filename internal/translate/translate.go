@@ -143,7 +143,26 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 			kept = append(kept, i)
 		}
 	}
-	policies := make([]*securityv1.AuthorizationPolicy, 0, len(groups))
+	// Waypoints: policies bound to the Services at their waypoint, and
+	// the waypoints' principals as one more source of the rules here.
+	var extra *sourceSpec
+	var servicePolicies []*securityv1.AuthorizationPolicy
+	if plan := c.planWaypoints(selected); plan != nil {
+		for _, i := range kept {
+			if rps[i] == nil {
+				rps[i] = c.rulePorts(&cp.rules[i])
+			}
+		}
+		extra = c.admitWaypoints(plan, cp, froms, kept)
+		servicePolicies = c.servicePolicies(plan, cp, froms, kept, rps, selected)
+	}
+	sources := func(from *resolvedFrom) []sourceSpec {
+		if extra == nil || from.anySource {
+			return from.sources
+		}
+		return append(slices.Clip(from.sources), *extra)
+	}
+	policies := make([]*securityv1.AuthorizationPolicy, 0, len(groups)+len(servicePolicies))
 	for gi := range groups {
 		g := &groups[gi]
 		switch g.overreach {
@@ -169,7 +188,7 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 				continue
 			}
 			used[i] = true
-			rules = append(rules, newRule(froms[i].sources, ports))
+			rules = append(rules, newRule(sources(froms[i]), ports))
 		}
 		policies = append(policies, c.newPolicy(g, rules))
 		for oi := range plan.overlays {
@@ -181,7 +200,7 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 					continue
 				}
 				used[i] = true
-				rules = append(rules, newRule(froms[i].sources, ports))
+				rules = append(rules, newRule(sources(froms[i]), ports))
 			}
 			// An overlay without rules adds nothing to the base.
 			if len(rules) > 0 {
@@ -189,6 +208,7 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 			}
 		}
 	}
+	policies = append(policies, servicePolicies...)
 	policies = append(policies, c.admin(groups, selected)...)
 	slices.SortFunc(policies, func(a, b *securityv1.AuthorizationPolicy) int { return cmp.Compare(a.Name, b.Name) })
 	// Peer findings explain the sources of generated rules, or why a rule

@@ -201,6 +201,21 @@ var _ = Describe("Identity review: a label alone never grants access", func() {
 		Expect(translationStatus(ns, "db-admins-only")()).To(havePending())
 	})
 
+	It("warns once per identity that becomes pending, however many at a time", func() {
+		// events.k8s.io merges the Events of one object with the same
+		// reason into one series whatever their notes, unless their
+		// related objects differ: each identity must keep its own Event.
+		newPod(ns, "batch-0", map[string]string{"app": "batch"}, "batch")
+		relabel(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reporting-0"}}, admins)
+		relabel(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "batch-0"}}, admins)
+		reporting, batch := "serviceaccount/"+ns+"/reporting", "serviceaccount/"+ns+"/batch"
+		Eventually(translationStatus(ns, "db-admins-only"), timeout, interval).Should(havePending(batch, reporting))
+		Eventually(eventNotes(ns, "NetworkPolicy", "db-admins-only", "IdentityPending"), timeout, interval).Should(ConsistOf(
+			And(ContainSubstring(reporting), ContainSubstring("reporting-0")),
+			And(ContainSubstring(batch), ContainSubstring("batch-0")),
+		))
+	})
+
 	It("keeps a namespace relabelled into a namespaceSelector out", func() {
 		peerLabel := map[string]string{"netpol2authz-test/ops-of": ns}
 		newAllowPolicy(ns, "metrics", map[string]string{"app": "db"}, 9187, peerPodsIn(peerLabel, map[string]string{"app": "scraper"}))

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -269,8 +270,29 @@ func (r *NetworkPolicyReconciler) emitPending(np *networkingv1.NetworkPolicy, pr
 			continue
 		}
 		f := translate.PendingFinding(np.Namespace, np.Name, p)
-		r.Recorder.Eventf(np, nil, corev1.EventTypeWarning, string(translate.IdentityPending), actionTranslate, "%s", truncate(f.Message, maxNote))
+		var related runtime.Object
+		if ref := identityRef(p.Identity); ref != nil {
+			related = ref
+		}
+		r.Recorder.Eventf(np, related, corev1.EventTypeWarning, string(translate.IdentityPending), actionTranslate, "%s", truncate(f.Message, maxNote))
 	}
+}
+
+// identityRef is the object an identity names, a ServiceAccount or a
+// Namespace: the related object of its IdentityPending Event. The
+// events.k8s.io recorder merges the Events of one object with the same
+// reason, action and related object into one series, whatever their notes,
+// so without it the Event of every identity after the first would be lost
+// (counted in the first one's series).
+func identityRef(id translate.Identity) *corev1.ObjectReference {
+	parts := strings.Split(string(id), "/")
+	switch {
+	case len(parts) == 3 && parts[0] == "serviceaccount":
+		return &corev1.ObjectReference{APIVersion: "v1", Kind: "ServiceAccount", Namespace: parts[1], Name: parts[2]}
+	case len(parts) == 2 && parts[0] == "namespace":
+		return &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: parts[1]}
+	}
+	return nil
 }
 
 func firstMessage(findings []policyv1alpha1.Finding, t string) string {

@@ -27,6 +27,10 @@ type Dependencies struct {
 	// ownLabels: the labels of the policy's own namespace matter (an admin
 	// policy's subject selects namespaces by them).
 	ownLabels bool
+	// waypointNS are the namespaces of the cluster's Gateways: with any,
+	// the waypoints' pods there, every pod of the policy's own namespace
+	// (a Service bound to a waypoint may front it) and its labels matter.
+	waypointNS map[string]bool
 }
 
 // depPeer is one podSelector or namespaceSelector peer of an ingress rule.
@@ -98,6 +102,44 @@ func (d Dependencies) WithAdmin(policies []adminpolicy.Policy) Dependencies {
 	return d
 }
 
+// WithWaypoints adds what the Gateways of the cluster make the translation
+// read (docs/translation.md#waypoints): the pods of their namespaces (a
+// waypoint's pods and ServiceAccounts), every pod and label of the
+// policy's own namespace (the endpoints of a Service bound to a waypoint,
+// and the use-waypoint labels), and the other NetworkPolicies there (which
+// of those endpoints they isolate). Services and Gateways themselves: see
+// ServiceChangeMatters and GatewayChangeMatters.
+func (d Dependencies) WithWaypoints(gateways []Gateway) Dependencies {
+	if len(gateways) == 0 {
+		return d
+	}
+	d.waypointNS = make(map[string]bool, len(gateways))
+	for i := range gateways {
+		d.waypointNS[gateways[i].Namespace] = true
+	}
+	return d
+}
+
+// ServiceChangeMatters says whether a Service going from old to cur (nil:
+// absent) can change the translation: a Service of the policy's own
+// namespace may select its pods and name their waypoint.
+func (d Dependencies) ServiceChangeMatters(old, cur *Service) bool {
+	return (old != nil && old.Namespace == d.namespace) || (cur != nil && cur.Namespace == d.namespace)
+}
+
+// GatewayChangeMatters says whether a Gateway going from old to cur can
+// change the translation. Any may: labels name waypoints in any namespace,
+// and Gateways are few, so every policy is translated again.
+func (d Dependencies) GatewayChangeMatters(old, cur *Gateway) bool { return old != nil || cur != nil }
+
+// PolicyChangeMatters says whether another NetworkPolicy changing (created,
+// deleted, its podSelector or policyTypes edited) can change this
+// translation: with waypoints, one of the same namespace may isolate the
+// endpoints of a Service the pods share (Snapshot.OtherPolicies).
+func (d Dependencies) PolicyChangeMatters(other *networkingv1.NetworkPolicy) bool {
+	return len(d.waypointNS) > 0 && other.Namespace == d.namespace
+}
+
 func parseOrNothing(ls *metav1.LabelSelector) labels.Selector {
 	s, err := metav1.LabelSelectorAsSelector(ls)
 	if err != nil {
@@ -121,7 +163,7 @@ func (d Dependencies) CrossNamespace() bool {
 // can change the translation: it is the policy's own, or a peer's
 // namespaceSelector matches it.
 func (d Dependencies) ReadsPodsOf(name string, nsLabels map[string]string) bool {
-	if name == d.namespace {
+	if name == d.namespace || d.waypointNS[name] {
 		return true
 	}
 	for _, p := range d.peers {
@@ -147,8 +189,13 @@ func (d Dependencies) NamespaceChangeMatters(old, cur *Namespace) bool {
 	}
 	lifecycle := old == nil || cur == nil
 	if name == d.namespace {
-		if lifecycle || oldLabels[labelDataplaneMode] != curLabels[labelDataplaneMode] || (d.ownLabels && !maps.Equal(oldLabels, curLabels)) {
+		if lifecycle || oldLabels[labelDataplaneMode] != curLabels[labelDataplaneMode] || ((d.ownLabels || len(d.waypointNS) > 0) && !maps.Equal(oldLabels, curLabels)) {
 			return true
+		}
+		for _, k := range []string{LabelUseWaypoint, LabelUseWaypointNamespace} {
+			if oldLabels[k] != curLabels[k] {
+				return true
+			}
 		}
 		for _, k := range NamespaceAnnotations {
 			va, oka := oldAnn[k]
@@ -181,6 +228,9 @@ func (d Dependencies) NamespaceChangeMatters(old, cur *Namespace) bool {
 func (d Dependencies) PodMatters(p *Pod, nsLabels map[string]string, sameServiceAccount func() []Pod) bool {
 	podLabels := labels.Set(p.Labels)
 	if p.Namespace == d.namespace && d.target.Matches(podLabels) {
+		return true
+	}
+	if len(d.waypointNS) > 0 && (p.Namespace == d.namespace || d.waypointNS[p.Namespace]) {
 		return true
 	}
 	for _, peer := range d.peers {

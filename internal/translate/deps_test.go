@@ -51,6 +51,8 @@ type change struct {
 	what           string
 	oldPod, newPod *Pod
 	oldNS, newNS   *Namespace
+	oldSvc, newSvc *Service
+	oldGw, newGw   *Gateway
 }
 
 // mutate applies one change chosen by g to a copy of s.
@@ -58,12 +60,43 @@ func mutate(g *gen, s Snapshot) (Snapshot, change) {
 	next := s
 	next.Pods = slices.Clone(s.Pods)
 	next.Namespaces = slices.Clone(s.Namespaces)
+	next.Services = slices.Clone(s.Services)
+	next.Gateways = slices.Clone(s.Gateways)
 	var c change
-	kind := g.next() % 8
+	kind := g.next() % 10
 	if len(s.Pods) == 0 && kind < 6 {
 		kind = 6
 	}
 	switch kind {
+	case 8: // a Service created, changed or deleted
+		cur := g.service(g.next())
+		cur.Namespace = s.Namespaces[g.next()%len(s.Namespaces)].Name
+		if i := g.next() % (len(s.Services) + 1); i < len(s.Services) {
+			old := s.Services[i]
+			if g.bit() {
+				next.Services = slices.Delete(next.Services, i, i+1)
+				return next, change{what: "delete Service", oldSvc: &old}
+			}
+			cur.Namespace, cur.Name = old.Namespace, old.Name
+			next.Services[i] = cur
+			return next, change{what: "update Service", oldSvc: &old, newSvc: &next.Services[i]}
+		}
+		next.Services = append(next.Services, cur)
+		return next, change{what: "create Service", newSvc: &next.Services[len(next.Services)-1]}
+	case 9: // a Gateway created, changed (its status too) or deleted
+		cur := g.gateway()
+		if i := g.next() % (len(s.Gateways) + 1); i < len(s.Gateways) {
+			old := s.Gateways[i]
+			if g.bit() {
+				next.Gateways = slices.Delete(next.Gateways, i, i+1)
+				return next, change{what: "delete Gateway", oldGw: &old}
+			}
+			cur.Namespace, cur.Name = old.Namespace, old.Name
+			next.Gateways[i] = cur
+			return next, change{what: "update Gateway", oldGw: &old, newGw: &next.Gateways[i]}
+		}
+		next.Gateways = append(next.Gateways, cur)
+		return next, change{what: "create Gateway", newGw: &next.Gateways[len(next.Gateways)-1]}
 	case 6: // a new pod
 		p := g.pod(len(s.Pods) + 100)
 		p.Template, p.Name = "", fmt.Sprintf("new-%d", g.next())
@@ -150,6 +183,12 @@ func saOf(p Pod) string {
 
 // matters asks the model whether the change can touch the translation.
 func (d Dependencies) matters(before, after Snapshot, c change) bool {
+	switch {
+	case c.oldSvc != nil || c.newSvc != nil:
+		return d.ServiceChangeMatters(c.oldSvc, c.newSvc)
+	case c.oldGw != nil || c.newGw != nil:
+		return d.GatewayChangeMatters(c.oldGw, c.newGw)
+	}
 	if c.oldNS != nil || c.newNS != nil {
 		return d.NamespaceChangeMatters(c.oldNS, c.newNS)
 	}
@@ -180,7 +219,7 @@ func checkDependencies(in caseInput, g *gen) (misses []string, asked, spurious i
 	for i, np := range sortedPolicies(s.NetworkPolicies) {
 		a, _ := json.Marshal(before.Translations[i])
 		b, _ := json.Marshal(after.Translations[i])
-		said := DependenciesOf(np).WithAdmin(s.AdminPolicies).matters(s, next, c)
+		said := DependenciesOf(np).WithAdmin(s.AdminPolicies).WithWaypoints(s.Gateways).matters(s, next, c)
 		asked++
 		changed := !bytes.Equal(a, b)
 		switch {
@@ -199,6 +238,10 @@ func describe(c change) string {
 		return fmt.Sprintf("pod %+v -> %+v", *c.oldPod, *c.newPod)
 	case c.oldPod != nil:
 		return fmt.Sprintf("pod %+v deleted", *c.oldPod)
+	case c.oldSvc != nil || c.newSvc != nil:
+		return fmt.Sprintf("Service %+v -> %+v", c.oldSvc, c.newSvc)
+	case c.oldGw != nil || c.newGw != nil:
+		return fmt.Sprintf("Gateway %+v -> %+v", c.oldGw, c.newGw)
 	case c.newPod != nil:
 		return fmt.Sprintf("pod %+v created", *c.newPod)
 	default:

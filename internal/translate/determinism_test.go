@@ -37,6 +37,10 @@ func shuffled(s Snapshot, seed uint64) Snapshot {
 	s.Namespaces = slices.Clone(s.Namespaces)
 	s.Pods = slices.Clone(s.Pods)
 	s.NetworkPolicies = slices.Clone(s.NetworkPolicies)
+	s.Services = slices.Clone(s.Services)
+	s.Gateways = slices.Clone(s.Gateways)
+	r.Shuffle(len(s.Services), func(i, j int) { s.Services[i], s.Services[j] = s.Services[j], s.Services[i] })
+	r.Shuffle(len(s.Gateways), func(i, j int) { s.Gateways[i], s.Gateways[j] = s.Gateways[j], s.Gateways[i] })
 	r.Shuffle(len(s.Namespaces), func(i, j int) { s.Namespaces[i], s.Namespaces[j] = s.Namespaces[j], s.Namespaces[i] })
 	r.Shuffle(len(s.Pods), func(i, j int) { s.Pods[i], s.Pods[j] = s.Pods[j], s.Pods[i] })
 	r.Shuffle(len(s.NetworkPolicies), func(i, j int) {

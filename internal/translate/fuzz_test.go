@@ -88,6 +88,10 @@ func reversed(s Snapshot) Snapshot {
 	s.Namespaces = append([]Namespace(nil), s.Namespaces...)
 	s.Pods = append([]Pod(nil), s.Pods...)
 	s.NetworkPolicies = append(s.NetworkPolicies[:0:0], s.NetworkPolicies...)
+	s.Services = append([]Service(nil), s.Services...)
+	s.Gateways = append([]Gateway(nil), s.Gateways...)
+	rev(len(s.Services), func(i, j int) { s.Services[i], s.Services[j] = s.Services[j], s.Services[i] })
+	rev(len(s.Gateways), func(i, j int) { s.Gateways[i], s.Gateways[j] = s.Gateways[j], s.Gateways[i] })
 	rev(len(s.Namespaces), func(i, j int) { s.Namespaces[i], s.Namespaces[j] = s.Namespaces[j], s.Namespaces[i] })
 	rev(len(s.Pods), func(i, j int) { s.Pods[i], s.Pods[j] = s.Pods[j], s.Pods[i] })
 	rev(len(s.NetworkPolicies), func(i, j int) {

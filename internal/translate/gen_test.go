@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,8 +43,8 @@ func (g *gen) rare() bool { return g.next()%32 == 0 }
 
 var (
 	genNamespaces = []string{"shop", "shop", "ops", "ops", "ambient", "a", "istio-system"}
-	genKeys       = []string{"app", "app", "role", "tier", "istio.io/dataplane-mode", "kubernetes.io/metadata.name"}
-	genValues     = []string{"web", "db", "client", "web", "db", "client", "none", "shop", "ops", ""}
+	genKeys       = []string{"app", "app", "role", "tier", "istio.io/dataplane-mode", "kubernetes.io/metadata.name", LabelUseWaypoint, LabelGatewayName}
+	genValues     = []string{"web", "db", "client", "web", "db", "client", "none", "shop", "ops", "", "wp"}
 	genOperators  = []metav1.LabelSelectorOperator{
 		metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn,
 		metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist,
@@ -130,6 +131,13 @@ func (g *gen) namespace() Namespace {
 	ns := Namespace{Name: g.pick(genNamespaces...), Labels: g.labels(2), Partial: g.next()%4 == 0}
 	if g.bit() {
 		ns.Labels = map[string]string{labelDataplaneMode: dataplaneAmbient, "team": g.pick("a", "b")}
+	}
+	if g.next()%3 == 0 {
+		ns.Labels = maps.Clone(ns.Labels)
+		if ns.Labels == nil {
+			ns.Labels = map[string]string{}
+		}
+		ns.Labels[LabelUseWaypoint] = g.pick("wp", "wl", "all", "none")
 	}
 	switch g.next() % 4 {
 	case 1:
@@ -245,12 +253,17 @@ func (g *gen) grow(in *caseInput) {
 			in.Options.DefaultMode = Mode(g.pick("", "dry-run", "enforce"))
 			in.Options.MaxPortRange = g.pick4(0, 10, 1024)
 		default:
-			if g.next()%2 == 0 {
+			switch g.next() % 5 {
+			case 0:
 				in.admin = append(in.admin, g.adminPolicy(len(in.admin)))
-				continue
+			case 1, 2:
+				in.Services = append(in.Services, g.service(len(in.Services)))
+			case 3:
+				in.Gateways = append(in.Gateways, g.gateway())
+			default:
+				in.Mesh.TrustDomain = g.pick("", "example.org")
+				in.Mesh.RootNamespace = g.pick("", "ops")
 			}
-			in.Mesh.TrustDomain = g.pick("", "example.org")
-			in.Mesh.RootNamespace = g.pick("", "ops")
 		}
 	}
 }
@@ -312,4 +325,51 @@ func (g *gen) selection() adminpolicy.Selection {
 		s.Pods = g.selector()
 	}
 	return s
+}
+
+// service draws a Service over the same labels as the pods, which may name
+// a waypoint, with numbered and named target ports.
+func (g *gen) service(n int) Service {
+	s := Service{Namespace: g.pick(genNamespaces...), Name: g.pick("web", "db", "api") + fmt.Sprint(n%2)}
+	if g.next()%4 != 0 {
+		s.Selector = map[string]string{g.pick(genKeys[:4]...): g.pick(genValues...)}
+	}
+	if g.bit() {
+		s.Labels = map[string]string{LabelUseWaypoint: g.pick("wp", "wl", "all", "none", "gone")}
+		if g.rare() {
+			s.Labels[LabelUseWaypointNamespace] = "ops"
+		}
+	}
+	for range 1 + g.next()%2 {
+		sp := ServicePort{Port: int32(g.pick4(80, 8080, 9090, 15008)), Protocol: corev1.Protocol(g.pick("", "", "TCP", "UDP"))}
+		switch g.next() % 4 {
+		case 1:
+			sp.TargetPort = intstr.FromInt32(int32(g.pick4(8080, 9090, 80)))
+		case 2:
+			sp.TargetPort = intstr.FromString(g.pick("http", "metrics", "grpc"))
+		}
+		s.Ports = append(s.Ports, sp)
+	}
+	return s
+}
+
+// gateway draws a Gateway whose name the use-waypoint labels use, of any
+// traffic type, class, readiness and attachment.
+func (g *gen) gateway() Gateway {
+	gw := Gateway{
+		Namespace: g.pick(genNamespaces...), Name: g.pick("wp", "wl", "all"),
+		ClassName:  g.pick(WaypointClass, WaypointClass, WaypointClass, "other"),
+		Addressed:  g.next()%4 != 0,
+		AttachFrom: g.pick("", "", "Same", "All", "Selector"),
+	}
+	if v := g.pick("", "service", "workload", "all", "none"); v != "" {
+		gw.Labels = map[string]string{LabelWaypointFor: v}
+	}
+	if gw.AttachFrom == "Selector" {
+		gw.AttachSelector = g.selector()
+	}
+	if g.rare() {
+		gw.Annotations = map[string]string{AnnotationWaypointAccount: "a"}
+	}
+	return gw
 }

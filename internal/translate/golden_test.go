@@ -269,6 +269,17 @@ var goldenCases = map[string]string{
 	"target-not-in-mesh":           "selected pods without a proxy: TargetNotInMesh",
 	"techops-admin-db":             "article: only role=admin pods may reach app=techops-examples-db",
 	"trust-domain":                 "principals use the mesh trust domain",
+	"waypoint-service-label":       "use-waypoint on one Service only: it gets a policy bound to it, the other Service and pod IPs go direct; Z keeps the client and adds the waypoint",
+	"waypoint-pod-label":           "use-waypoint on a pod, workload waypoint: permissive allows the waypoint's principal (widening), strict does not (narrowing); a pod naming a Service-only waypoint is ignored; WaypointInPath, WaypointApplies",
+	"waypoint-for-all":             "waypoint-for all from the namespace label: Service policy in both fidelities; pod-IP path reported; strict leaves the waypoint out and reports that podSelector {} (its own namespace) admits it anyway",
+	"waypoint-for-none":            "waypoint-for none: an explicit Service label is reported without effect, an inherited one is silent",
+	"waypoint-absent":              "labels naming a waypoint without Gateway (nothing generated) and one without status.addresses (policy bound to the Service generated ahead; permissive allows the principal ahead, strict later)",
+	"waypoint-use-none":            "istio.io/use-waypoint: none on a Service opts it out of the namespace's waypoint",
+	"waypoint-cross-namespace":     "use-waypoint-namespace: the policy bound to the Service stays in its namespace; a waypoint admitting All is a risk (permissive keeps, strict drops its principal); one admitting Same only is not used",
+	"waypoint-named-target-port":   "named targetPort with a number per pod: the service port is kept in permissive, left out in strict; WaypointInPath",
+	"waypoint-ipblock":             "ipBlock peer behind a waypoint: ipBlocks at the waypoint, the waypoint's principal at ztunnel",
+	"waypoint-shared-service":      "Services bound to the waypoint that front pods the NetworkPolicy does not select: unisolated (permissive any source, strict the rules) or isolated by another NetworkPolicy (permissive the rules, strict no rule); OtherPolicies",
+	"waypoint-identity-review":     "a waypoint's ServiceAccount brought by a use-waypoint label after the first translation is pending: left out at ztunnel, the Service's policy keeps the approved sources",
 	"waypoint-namespace-label":     "namespace label, service waypoint: Z keeps the client and adds the waypoint's principal, one policy bound to each Service with service ports (targetPort number and name); exact; WaypointApplies; the waypoint pod blocked on 15008 (AmbientPortBlocked)",
 }
 
@@ -341,6 +352,7 @@ func TestGoldenFindingTypes(t *testing.T) {
 		RootNamespaceSkipped, Conflict, AmbientPortBlocked, DryRunNotEvaluated,
 		NoPodsSelected, NamespaceUnknown, InvalidAnnotation, InvalidPolicy, IdentityPending,
 		AdminPolicyApplies, AdminPolicyAllows, AdminPolicyDenies, AdminPolicyConflict, AdminPolicyInvalid,
+		WaypointApplies, WaypointInPath,
 	}
 	want := map[FindingType]Severity{}
 	for _, ft := range all {

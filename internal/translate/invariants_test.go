@@ -61,6 +61,7 @@ func checkInvariants(s Snapshot, o Options, r Result) []string { //nolint:gocycl
 		// checks below are about what the NetworkPolicy's rules give.
 		all := t.Policies
 		t.Policies = ownPolicies(t, id, fail)
+		t.Policies = selectorPolicies(s, np, t, id, fail)
 		if t.NetworkPolicy.Namespace != np.Namespace || t.NetworkPolicy.Name != np.Name {
 			fail("translation %d is %s, want %s", i, t.NetworkPolicy, id)
 		}
@@ -395,4 +396,55 @@ func ownPolicies(t Translation, id string, fail func(string, ...any)) []*securit
 		}
 	}
 	return own
+}
+
+// selectorPolicies returns the policies bound by selector, and checks
+// those bound to a Service at its waypoint: one Service of the
+// NetworkPolicy's namespace, no selector, no more rules than the
+// NetworkPolicy, ports of the Service only, and a rule allowing
+// everything only where permissive reports it.
+func selectorPolicies(s Snapshot, np *networkingv1.NetworkPolicy, t Translation, id string, fail func(string, ...any)) []*securityv1.AuthorizationPolicy {
+	var out []*securityv1.AuthorizationPolicy
+	for _, ap := range t.Policies {
+		refs := ap.Spec.GetTargetRefs()
+		if len(refs) == 0 {
+			out = append(out, ap)
+			continue
+		}
+		if ap.Spec.Selector != nil || len(refs) != 1 || refs[0].GetKind() != "Service" || refs[0].GetGroup() != "" || refs[0].GetNamespace() != "" {
+			fail("%s: policy %s: selector and targetRefs, or not one Service", id, ap.Name)
+			continue
+		}
+		var svc *Service
+		for i := range s.Services {
+			if s.Services[i].Namespace == np.Namespace && s.Services[i].Name == refs[0].GetName() {
+				svc = &s.Services[i]
+			}
+		}
+		if svc == nil {
+			fail("%s: policy %s bound to Service %s, which is not in the snapshot", id, ap.Name, refs[0].GetName())
+			continue
+		}
+		if len(ap.Spec.Rules) > max(len(np.Spec.Ingress), 1) {
+			fail("%s: policy %s has %d rules from %d ingress rules", id, ap.Name, len(ap.Spec.Rules), len(np.Spec.Ingress))
+		}
+		for _, r := range ap.Spec.Rules {
+			if len(r.From)+len(r.To) == 0 && !(t.Fidelity == FidelityPermissive && reports(t, WaypointInPath, "AuthorizationPolicy "+ap.Name+" allows any source")) {
+				fail("%s: policy %s allows everything, unreported", id, ap.Name)
+			}
+			for _, to := range r.To {
+				for _, p := range to.GetOperation().GetPorts() {
+					if !slices.ContainsFunc(svc.Ports, func(sp ServicePort) bool { return strconv.Itoa(int(sp.Port)) == p }) {
+						fail("%s: policy %s opens port %s, not a port of Service %s", id, ap.Name, p, svc.Name)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// reports says whether t has a finding of type ft whose message says what.
+func reports(t Translation, ft FindingType, what string) bool {
+	return slices.ContainsFunc(t.Findings, func(f Finding) bool { return f.Type == ft && strings.Contains(f.Message, what) })
 }

@@ -315,6 +315,13 @@ func (u *wpUse) addVia(b *binding) {
 	}
 }
 
+// allPods are the selected pods whose traffic passes u, by name.
+func (u *wpUse) allPods() []*podInfo {
+	out := append(slices.Clone(u.svcPods), u.pods...)
+	slices.SortFunc(out, func(a, b *podInfo) int { return cmp.Compare(a.pod.Name, b.pod.Name) })
+	return slices.Compact(out)
+}
+
 func (u *wpUse) viaText(home string) string {
 	var parts []string
 	for _, s := range u.via {
@@ -403,7 +410,7 @@ func (c *tctx) planWaypoints(selected []*podInfo) *waypointPlan {
 			u := use(b)
 			u.pods = append(u.pods, d)
 		default:
-			addIdle(b, "traffic to their pod IPs", d)
+			addIdle(b, "traffic to pod IPs", d)
 		}
 	}
 	for _, x := range idles {
@@ -447,7 +454,7 @@ func (c *tctx) idleWaypoint(b *binding, what string, pods []*podInfo) {
 	default:
 		why = fmt.Sprintf("waypoint %s does not admit namespace %s (allowedRoutes of its HBONE listener), so Istio does not use it", b.ref, c.ns.name)
 	}
-	msg := fmt.Sprintf("%s %s {%s} names waypoint %s for %s of %s %s, but %s: that traffic goes straight to the pods' ztunnel, which the generated policies cover; nothing was generated for the waypoint, and the translation follows when it takes effect",
+	msg := fmt.Sprintf("%s %s {%s} names waypoint %s for %s (%s %s), but %s: that traffic goes straight to the pods' ztunnel, which the generated policies cover; nothing was generated for the waypoint, and the translation follows when it takes effect",
 		strings.ToLower(b.via.Kind), relName(c.ns.name, b.via), setString(b.labels), b.ref, what, plural(len(pods), "pod", "pods"), podNames(c.ns.name, pods), why)
 	c.f.add(WaypointApplies, msg, append([]ObjectRef{b.via, gatewayRef(b.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(pods)...)...)
 }
@@ -464,7 +471,7 @@ func (c *tctx) admitWaypoints(plan *waypointPlan, cp *compiledPolicy, froms []*r
 		for _, sa := range sas {
 			principalsOf = append(principalsOf, c.idx.principal(u.ref.ns, sa))
 		}
-		refs := append([]ObjectRef{gatewayRef(u.ref), self}, podRefs(append(slices.Clone(u.svcPods), u.pods...))...)
+		refs := append([]ObjectRef{gatewayRef(u.ref), self}, podRefs(u.allPods())...)
 		for _, s := range u.services {
 			refs = append(refs, s.ref())
 		}
@@ -475,8 +482,8 @@ func (c *tctx) admitWaypoints(plan *waypointPlan, cp *compiledPolicy, froms []*r
 		// the NetworkPolicy allows.
 		var risks []string
 		if len(u.pods) > 0 {
-			risks = append(risks, fmt.Sprintf("it also takes the traffic sent to the pod IPs of %s (%s=%s), which it checks only against AuthorizationPolicies bound to its Gateway; netpol2authz writes none (there, a policy cannot tell the pods apart: istio/istio#56505)",
-				podNames(c.ns.name, u.pods), LabelWaypointFor, waypointFor(u.gw)))
+			risks = append(risks, fmt.Sprintf("it checks the traffic to pod IPs (%s=%s) only against AuthorizationPolicies bound to its Gateway, and netpol2authz writes none (there, a policy cannot tell the pods apart: istio/istio#56505)",
+				LabelWaypointFor, waypointFor(u.gw)))
 		}
 		if u.gw.ClassName != WaypointClass {
 			risks = append(risks, fmt.Sprintf("its class is %q, not %s, so the Service-bound policies may not be enforced there", u.gw.ClassName, WaypointClass))
@@ -510,7 +517,7 @@ func (c *tctx) admitWaypoints(plan *waypointPlan, cp *compiledPolicy, froms []*r
 			c.f.add(WaypointApplies, fmt.Sprintf("%s; it has no address yet (status.addresses), so istiod does not use it and traffic goes straight to the pods; strict: its principal %s is allowed at the pods' ztunnel only once it has one (until the next translation, traffic through it is denied)", what, nameList(principalsOf)), refs...)
 		default:
 			c.f.add(WaypointInPath, fmt.Sprintf("%s, but %s; strict: its principal %s is not allowed at the pods' ztunnel, so traffic through the waypoint to %s is denied; %s",
-				what, strings.Join(risks, "; and "), nameList(principalsOf), podNames(c.ns.name, append(slices.Clone(u.svcPods), u.pods...)), waypointFix(u)), refs...)
+				what, strings.Join(risks, "; and "), nameList(principalsOf), podNames(c.ns.name, u.allPods()), waypointFix(u)), refs...)
 			c.accidentalWaypoint(u, principalsOf, wpPods, cp, froms, kept)
 		}
 		if !admit {

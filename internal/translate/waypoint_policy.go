@@ -57,8 +57,8 @@ func (c *tctx) servicePolicies(plan *waypointPlan, cp *compiledPolicy, froms []*
 			rules = c.serviceRules(s, u, own, cp, froms, kept, rps)
 		case c.fidelity == FidelityPermissive && len(open) > 0:
 			rules = []*secv1beta1.Rule{{}}
-			c.f.add(WaypointInPath, fmt.Sprintf("%s; no NetworkPolicy isolates %s, which so accept everything; permissive: AuthorizationPolicy %s allows any source through the Service, so %s also %s any client through it on the NetworkPolicy's ports; give the Service's pods one set of NetworkPolicies, or split the Service",
-				also, podNames(c.ns.name, open), name, podNames(c.ns.name, own), pick(len(own) == 1, "accepts", "accept")), refs...)
+			c.f.add(WaypointInPath, fmt.Sprintf("%s; no NetworkPolicy isolates %s, so %s everything; permissive: AuthorizationPolicy %s allows any source through the Service, so %s also %s any client through it on the NetworkPolicy's ports; give the Service's pods one set of NetworkPolicies, or split the Service",
+				also, podNames(c.ns.name, open), pick(len(open) == 1, "it accepts", "they accept"), name, podNames(c.ns.name, own), pick(len(own) == 1, "accepts", "accept")), refs...)
 		case c.fidelity == FidelityPermissive:
 			rules = c.serviceRules(s, u, own, cp, froms, kept, rps)
 			c.f.add(WaypointInPath, fmt.Sprintf("%s; permissive: AuthorizationPolicy %s applies this NetworkPolicy's rules to the whole Service, so those pods also accept its sources through the Service; give the Service's pods one set of NetworkPolicies, or split the Service",
@@ -136,10 +136,10 @@ func (c *tctx) servicePorts(s *svcInfo, u *wpUse, pods []*podInfo, r *compiledRu
 		refs := append([]ObjectRef{s.ref(), gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(append(slices.Clone(yes), no...))...)
 		if c.fidelity == FidelityPermissive {
 			ports = append(ports, strconv.Itoa(int(sp.Port)))
-			c.f.add(WaypointInPath, msg+fmt.Sprintf("; permissive: AuthorizationPolicy %s allows it, so %s also accept it through the Service; give the pods one number per port name", servicePolicyName(c.np.Name, s.svc.Name), podNames(c.ns.name, no)), refs...)
+			c.f.add(WaypointInPath, msg+fmt.Sprintf("; permissive: AuthorizationPolicy %s allows it, so %s also %s it through the Service; give the pods one number per port name", servicePolicyName(c.np.Name, s.svc.Name), podNames(c.ns.name, no), pick(len(no) == 1, "accepts", "accept")), refs...)
 			continue
 		}
-		c.f.add(WaypointInPath, msg+fmt.Sprintf("; strict: AuthorizationPolicy %s leaves it out, so %s lose it through the Service; give the pods one number per port name", servicePolicyName(c.np.Name, s.svc.Name), podNames(c.ns.name, yes)), refs...)
+		c.f.add(WaypointInPath, msg+fmt.Sprintf("; strict: AuthorizationPolicy %s leaves it out, so %s %s it through the Service; give the pods one number per port name", servicePolicyName(c.np.Name, s.svc.Name), podNames(c.ns.name, yes), pick(len(yes) == 1, "loses", "lose")), refs...)
 	}
 	slices.SortFunc(ports, func(a, b string) int {
 		x, _ := strconv.Atoi(a)

@@ -11,7 +11,8 @@ import (
 // AdminPolicyCRDs returns the paths of the admin network policies' CRDs
 // (policy.networking.k8s.io), for tests that make a cluster serve them:
 // AdminNetworkPolicy and BaselineAdminNetworkPolicy (v1alpha1), generated
-// from the API module's types into testdata/admin-policy-crds, and
+// from the API module's types into testdata/admin-policy-crds (README.md
+// there says how), and
 // ClusterNetworkPolicy (v1alpha2, v1beta1), the standard-channel CRD of the
 // sigs.k8s.io/network-policy-api module the project depends on.
 func AdminPolicyCRDs(root string) ([]string, error) {

@@ -27,12 +27,12 @@ metadata: {name: a}
 ---
 ---
 apiVersion: v1
-kind: Service
+kind: Secret
 metadata: {name: s, namespace: a}
 `,
 			wantDocs:    2,
 			wantObjects: map[string]int{"Namespace": 1},
-			wantSkipped: map[string]int{"v1/Service": 1},
+			wantSkipped: map[string]int{"v1/Secret": 1},
 		},
 		"JSON stream": {
 			input: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}

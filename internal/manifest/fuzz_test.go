@@ -40,6 +40,9 @@ func FuzzLoad(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Add([]byte("apiVersion: v1\nkind: List\nitems:\n- kind: List\n  apiVersion: v1\n  items: [{}]\n"))
+	// Waypoints: a Service with named and numbered target ports, Gateways
+	// of both versions, with and without a status.
+	f.Add([]byte(serviceDoc + "---\n" + replaceVersion(gatewayDoc, "v1beta1") + "---\n" + gatewayDumpDoc))
 	f.Add([]byte(`{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"p"}}]}`))
 	// What dumps carry: a status on every kind, "status: {}" on a
 	// NetworkPolicy, whose type has none.

@@ -44,6 +44,8 @@ type loader struct {
 	sas        []types.NamespacedName
 	approvals  []approval
 	admin      []adminpolicy.Policy
+	services   []translate.Service
+	gateways   []translate.Gateway
 	mesh       MeshConfig
 }
 
@@ -355,13 +357,18 @@ var readers = map[string]reader{
 	"policy.networking.k8s.io/v1beta1/ClusterNetworkPolicy": {read: readAdminPolicy(func(o *netpolv1beta1.ClusterNetworkPolicy) (adminpolicy.Policy, error) {
 		return adminpolicy.FromClusterNetworkPolicy(o), nil
 	})},
-	"apps/v1/Deployment":       {namespaced: true, read: readWorkload(func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/StatefulSet":      {namespaced: true, read: readWorkload(func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/DaemonSet":        {namespaced: true, read: readWorkload(func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"apps/v1/ReplicaSet":       {namespaced: true, read: readWorkload(func(o *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"v1/ReplicationController": {namespaced: true, read: readWorkload(func(o *corev1.ReplicationController) *corev1.PodTemplateSpec { return o.Spec.Template })},
-	"batch/v1/Job":             {namespaced: true, read: readWorkload(func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })},
-	"batch/v1/CronJob":         {namespaced: true, read: readWorkload(func(o *batchv1.CronJob) *corev1.PodTemplateSpec { return &o.Spec.JobTemplate.Spec.Template })},
+	"v1/Service": {namespaced: true, read: (*loader).readService},
+	// A Gateway's status is read: istiod makes it a waypoint only once it
+	// has addresses.
+	"gateway.networking.k8s.io/v1/Gateway":      {namespaced: true, readsStatus: true, read: readGateway(gatewayV1)},
+	"gateway.networking.k8s.io/v1beta1/Gateway": {namespaced: true, readsStatus: true, read: readGateway(gatewayV1beta1)},
+	"apps/v1/Deployment":                        {namespaced: true, read: readWorkload(func(o *appsv1.Deployment) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/StatefulSet":                       {namespaced: true, read: readWorkload(func(o *appsv1.StatefulSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/DaemonSet":                         {namespaced: true, read: readWorkload(func(o *appsv1.DaemonSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"apps/v1/ReplicaSet":                        {namespaced: true, read: readWorkload(func(o *appsv1.ReplicaSet) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"v1/ReplicationController":                  {namespaced: true, read: readWorkload(func(o *corev1.ReplicationController) *corev1.PodTemplateSpec { return o.Spec.Template })},
+	"batch/v1/Job":                              {namespaced: true, read: readWorkload(func(o *batchv1.Job) *corev1.PodTemplateSpec { return &o.Spec.Template })},
+	"batch/v1/CronJob":                          {namespaced: true, read: readWorkload(func(o *batchv1.CronJob) *corev1.PodTemplateSpec { return &o.Spec.JobTemplate.Spec.Template })},
 }
 
 // decode decodes data strictly into obj, runs validate over it when it

@@ -101,6 +101,9 @@ func (l *loader) finish() *Result {
 	res.Snapshot.AdminPolicies = l.admin
 	slices.SortFunc(res.Snapshot.AdminPolicies, func(a, b adminpolicy.Policy) int { return adminpolicy.Compare(&a, &b) })
 
+	sortWaypointObjects(l.services, l.gateways)
+	res.Snapshot.Services, res.Snapshot.Gateways = l.services, l.gateways
+
 	res.Snapshot.Mesh = translate.MeshSettings{TrustDomain: l.mesh.TrustDomain, RootNamespace: l.mesh.RootNamespace}
 	if res.Snapshot.Mesh.RootNamespace == "" {
 		res.Snapshot.Mesh.RootNamespace = l.istioNS

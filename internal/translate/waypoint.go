@@ -451,6 +451,9 @@ func (c *tctx) idleWaypoint(b *binding, what string, pods []*podInfo) {
 		why = fmt.Sprintf("no Gateway %s exists, so Istio uses no waypoint", b.ref)
 	case wrongKind:
 		why = fmt.Sprintf("waypoint %s serves %s traffic only (%s), so Istio does not use it for this", b.ref, waypointFor(b.gw), LabelWaypointFor)
+		if waypointFor(b.gw) == waypointNone {
+			why = fmt.Sprintf("waypoint %s serves no traffic (%s=%s), so Istio does not use it", b.ref, LabelWaypointFor, waypointNone)
+		}
 	default:
 		why = fmt.Sprintf("waypoint %s does not admit namespace %s (allowedRoutes of its HBONE listener), so Istio does not use it", b.ref, c.ns.name)
 	}
@@ -499,6 +502,19 @@ func (c *tctx) admitWaypoints(plan *waypointPlan, cp *compiledPolicy, froms []*r
 			refs = append(refs, podRefs(shared)...)
 		}
 		admit := c.fidelity == FidelityPermissive || (len(risks) == 0 && u.state == bound)
+		allowed := ""
+		if admit {
+			var ok, held []string
+			for _, sa := range sas {
+				if c.review.admit(ServiceAccountIdentity(u.ref.ns, sa), waypointPeer, func() []IdentitySource { return slices.Clone(u.via) }) {
+					ok = append(ok, c.idx.principal(u.ref.ns, sa))
+				} else {
+					held = append(held, c.idx.principal(u.ref.ns, sa))
+				}
+			}
+			principals = append(principals, ok...)
+			allowed = allowedText(ok, held)
+		}
 		what := c.waypointWhat(u)
 		blocked := c.waypointPodsBlocked(cp, wpPods)
 		if blocked != "" {
@@ -507,12 +523,12 @@ func (c *tctx) admitWaypoints(plan *waypointPlan, cp *compiledPolicy, froms []*r
 		}
 		switch {
 		case admit && len(risks) > 0:
-			c.f.add(WaypointInPath, fmt.Sprintf("%s; its principal %s is allowed at the pods' ztunnel on the NetworkPolicy's ports, but %s; permissive: kept, so clients the waypoint lets through may reach the pods beyond what the NetworkPolicy allows; %s",
-				what, nameList(principalsOf), strings.Join(risks, "; and "), waypointFix(u)), refs...)
+			c.f.add(WaypointInPath, fmt.Sprintf("%s; %s, but %s; permissive: kept, so clients the waypoint lets through may reach the pods beyond what the NetworkPolicy allows; %s",
+				what, allowed, strings.Join(risks, "; and "), waypointFix(u)), refs...)
 		case admit && u.state == notAddressed:
-			c.f.add(WaypointApplies, fmt.Sprintf("%s; it has no address yet (status.addresses), so istiod does not use it and traffic goes straight to the pods; the policies bound to the Services and its principal %s are in place for when it does", what, nameList(principalsOf)), refs...)
+			c.f.add(WaypointApplies, fmt.Sprintf("%s; it has no address yet (status.addresses), so istiod does not use it and traffic goes straight to the pods; ahead of that, the policies bound to the Services are in place and %s", what, allowed), refs...)
 		case admit:
-			c.f.add(WaypointApplies, fmt.Sprintf("%s; its principal %s is allowed at the pods' ztunnel on the NetworkPolicy's ports, where the waypoint is the peer", what, nameList(principalsOf)), refs...)
+			c.f.add(WaypointApplies, fmt.Sprintf("%s; %s", what, allowed), refs...)
 		case u.state == notAddressed && len(risks) == 0:
 			c.f.add(WaypointApplies, fmt.Sprintf("%s; it has no address yet (status.addresses), so istiod does not use it and traffic goes straight to the pods; strict: its principal %s is allowed at the pods' ztunnel only once it has one (until the next translation, traffic through it is denied)", what, nameList(principalsOf)), refs...)
 		default:
@@ -520,20 +536,25 @@ func (c *tctx) admitWaypoints(plan *waypointPlan, cp *compiledPolicy, froms []*r
 				what, strings.Join(risks, "; and "), nameList(principalsOf), podNames(c.ns.name, u.allPods()), waypointFix(u)), refs...)
 			c.accidentalWaypoint(u, principalsOf, wpPods, cp, froms, kept)
 		}
-		if !admit {
-			continue
-		}
-		for _, sa := range sas {
-			if c.review.admit(ServiceAccountIdentity(u.ref.ns, sa), waypointPeer, func() []IdentitySource { return slices.Clone(u.via) }) {
-				principals = append(principals, c.idx.principal(u.ref.ns, sa))
-			}
-		}
 	}
 	if len(principals) == 0 {
 		return nil
 	}
 	slices.Sort(principals)
 	return &sourceSpec{principals: slices.Compact(principals)}
+}
+
+// allowedText says what became of a waypoint's principals at ztunnel:
+// allowed, or held back by identity review.
+func allowedText(ok, held []string) string {
+	var parts []string
+	if len(ok) > 0 {
+		parts = append(parts, fmt.Sprintf("its principal %s is allowed at the pods' ztunnel on the NetworkPolicy's ports, where the waypoint is the peer", nameList(ok)))
+	}
+	if len(held) > 0 {
+		parts = append(parts, fmt.Sprintf("its principal %s is pending review (IdentityPending) and left out at the pods' ztunnel, so traffic through the waypoint is denied there until it is approved", nameList(held)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // waypointWhat says which traffic of the NetworkPolicy's pods passes u.

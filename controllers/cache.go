@@ -9,10 +9,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// CacheOptions are the manager's cache options: pods are cut down to what
-// the engine reads, managedFields are dropped from everything else, and
-// ConfigMaps are cached only for the mesh config, one object in one
-// namespace.
+// CacheOptions are the manager's cache options: managedFields are dropped
+// from everything, and ConfigMaps are cached only for the mesh config, one
+// object in one namespace. Pods are not in this cache at all: the operator
+// keeps them in its own, smaller, pod store (podstore.go).
 func CacheOptions(s Settings) cache.Options {
 	var resync *time.Duration
 	if s.ResyncPeriod > 0 {
@@ -22,7 +22,6 @@ func CacheOptions(s Settings) cache.Options {
 		SyncPeriod:       resync,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Transform: TransformPod},
 			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{
 				s.istioNamespace(): {FieldSelector: fields.OneTermEqualSelector("metadata.name", MeshConfigMapName)},
 			}},

@@ -36,9 +36,10 @@ type input struct {
 // informers): the NetworkPolicy, all namespaces (they are few), the admin
 // policies, and only the pods of the namespaces the policy can depend on:
 // its own, those its ingress peers' namespaceSelectors match now (all of
-// them for `{}`) and those the admin policies' peers match. Lists skip the
-// cache's deep copy: nothing here or in the engine writes to them.
-func gather(ctx context.Context, r client.Reader, s Settings, admin []adminpolicy.Policy, np *networkingv1.NetworkPolicy) (*input, error) {
+// them for `{}`) and those the admin policies' peers match, from the pod
+// store. Lists skip the cache's deep copy: nothing here or in the engine
+// writes to them.
+func gather(ctx context.Context, r client.Reader, pods *podStore, s Settings, admin []adminpolicy.Policy, np *networkingv1.NetworkPolicy) (*input, error) {
 	mesh, err := s.Mesh(ctx, r)
 	if err != nil {
 		return nil, err
@@ -64,13 +65,11 @@ func gather(ctx context.Context, r client.Reader, s Settings, admin []adminpolic
 		return nil, err
 	}
 	for _, ns := range sets.List(dependentNamespaces(np, admin, nsList.Items)) {
-		var pods corev1.PodList
-		if err := r.List(ctx, &pods, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+		list, err := pods.inNamespace(ns)
+		if err != nil {
 			return nil, fmt.Errorf("listing pods of namespace %s: %w", ns, err)
 		}
-		for i := range pods.Items {
-			in.Snapshot.Pods = append(in.Snapshot.Pods, EnginePod(&pods.Items[i]))
-		}
+		in.Snapshot.Pods = append(in.Snapshot.Pods, list...)
 	}
 	return in, nil
 }

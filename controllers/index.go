@@ -1,12 +1,10 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,9 +22,6 @@ const (
 	indexScope = "netpol2authz.io/scope"
 	// scopeAnyNamespace is the IndexScope key of cross-namespace policies.
 	scopeAnyNamespace = "*"
-	// indexServiceAccount indexes a pod under its ServiceAccount
-	// ("default" when unset).
-	indexServiceAccount = "netpol2authz.io/serviceaccount"
 	// indexOwner indexes an AuthorizationPolicy under the name of the
 	// NetworkPolicy that is its controller.
 	indexOwner = "netpol2authz.io/owner"
@@ -44,7 +39,6 @@ func setupIndexes(ctx context.Context, fi client.FieldIndexer) error {
 		fn    client.IndexerFunc
 	}{
 		{&networkingv1.NetworkPolicy{}, indexScope, scopeKeys},
-		{&corev1.Pod{}, indexServiceAccount, serviceAccountKeys},
 		{&securityv1.AuthorizationPolicy{}, indexOwner, ownerKeys},
 		{&policyv1alpha1.NetworkPolicyTranslation{}, indexConflict, conflictKeys},
 	} {
@@ -61,14 +55,6 @@ func scopeKeys(o client.Object) []string {
 		return nil
 	}
 	return []string{scopeAnyNamespace}
-}
-
-func serviceAccountKeys(o client.Object) []string {
-	p, ok := o.(*corev1.Pod)
-	if !ok {
-		return nil
-	}
-	return []string{cmp.Or(p.Spec.ServiceAccountName, "default")}
 }
 
 func ownerKeys(o client.Object) []string {

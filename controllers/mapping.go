@@ -27,6 +27,8 @@ type mapper struct {
 	// Admin holds the admin network policies (nil: none), which make more
 	// pods and namespaces matter (admin.go).
 	Admin *adminWatcher
+	// Pods is the pod store, for the other pods of a ServiceAccount.
+	Pods *podStore
 }
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -41,7 +43,7 @@ func enqueue(q queue, keys sets.Set[types.NamespacedName]) {
 // matter to. Updates see both states, so a pod relabelled out of a selector
 // still reaches the policy it left.
 func (m mapper) PodHandler() handler.EventHandler {
-	pod := func(o client.Object) *corev1.Pod { p, _ := o.(*corev1.Pod); return p }
+	pod := func(o client.Object) *cachedPod { p, _ := o.(*cachedPod); return p }
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
 			enqueue(q, m.podPolicies(ctx, pod(e.Object)))
@@ -63,9 +65,9 @@ func (m mapper) PodHandler() handler.EventHandler {
 // cross-namespace ones (IndexScope); a candidate is kept when its
 // podSelector can select the pod, or an ingress peer can select it or
 // another pod of its ServiceAccount (a shared identity).
-func (m mapper) podPolicies(ctx context.Context, pods ...*corev1.Pod) sets.Set[types.NamespacedName] {
+func (m mapper) podPolicies(ctx context.Context, pods ...*cachedPod) sets.Set[types.NamespacedName] {
 	out := sets.New[types.NamespacedName]()
-	var first *corev1.Pod
+	var first *cachedPod
 	for _, p := range pods {
 		if p != nil {
 			first = p
@@ -84,7 +86,7 @@ func (m mapper) podPolicies(ctx context.Context, pods ...*corev1.Pod) sets.Set[t
 	nsLabels := m.namespaceLabels(ctx, first.Namespace)
 	for _, np := range candidates {
 		for _, p := range pods {
-			if p != nil && m.podMatters(ctx, np, p, nsLabels) {
+			if p != nil && m.podMatters(np, p, nsLabels) {
 				out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
 				break
 			}
@@ -151,20 +153,12 @@ func (m mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
 // change the translation of np, as the engine's dependency model says; the
 // other pods of p's ServiceAccount come from the cache's index, only when
 // they decide.
-func (m mapper) podMatters(ctx context.Context, np *networkingv1.NetworkPolicy, p *corev1.Pod, nsLabels labels.Set) bool {
-	ep := EnginePod(p)
+func (m mapper) podMatters(np *networkingv1.NetworkPolicy, p *cachedPod, nsLabels labels.Set) bool {
 	var listErr error
-	matters := m.dependencies(np).PodMatters(&ep, nsLabels, func() []translate.Pod {
-		var same corev1.PodList
-		if listErr = m.Client.List(ctx, &same, client.InNamespace(p.Namespace),
-			client.MatchingFields{indexServiceAccount: serviceAccountKeys(p)[0]}, client.UnsafeDisableDeepCopy); listErr != nil {
-			return nil
-		}
-		out := make([]translate.Pod, 0, len(same.Items))
-		for i := range same.Items {
-			out = append(out, translate.Pod{Namespace: same.Items[i].Namespace, Name: same.Items[i].Name, Labels: same.Items[i].Labels})
-		}
-		return out
+	matters := m.dependencies(np).PodMatters(&p.Pod, nsLabels, func() []translate.Pod {
+		var same []translate.Pod
+		same, listErr = m.Pods.ofServiceAccount(p.Namespace, p.Pod.ServiceAccount)
+		return same
 	})
 	// Cannot tell: reconcile rather than miss it.
 	return matters || listErr != nil

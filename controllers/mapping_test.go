@@ -55,8 +55,22 @@ func fakeCache(t *testing.T, objs ...client.Object) client.Client {
 	}
 	return fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
 		WithIndex(&networkingv1.NetworkPolicy{}, indexScope, scopeKeys).
-		WithIndex(&corev1.Pod{}, indexServiceAccount, serviceAccountKeys).
 		Build()
+}
+
+// podStoreOf is a pod store holding the pods among objs, without an
+// informer running.
+func podStoreOf(t *testing.T, objs ...client.Object) *podStore {
+	t.Helper()
+	s := newPodStoreFrom(nil)
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok {
+			if err := s.informer.GetIndexer().Add(cached(t, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return s
 }
 
 // The cluster of the mapping tests: shop (team=a) and other (team=b) are
@@ -106,7 +120,7 @@ func names(in sets.Set[types.NamespacedName]) []string {
 }
 
 func TestPodPolicies(t *testing.T) {
-	m := mapper{Client: fakeCache(t, mappingCluster()...)}
+	m := mapper{Client: fakeCache(t, mappingCluster()...), Pods: podStoreOf(t, mappingCluster()...)}
 	tests := map[string]struct {
 		pods []*corev1.Pod
 		want []string
@@ -145,7 +159,11 @@ func TestPodPolicies(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got := m.podPolicies(context.Background(), tc.pods...)
+			var pods []*cachedPod
+			for _, p := range tc.pods {
+				pods = append(pods, cached(t, p))
+			}
+			got := m.podPolicies(context.Background(), pods...)
 			if diff := cmp.Diff(keys(tc.want...), names(got)); diff != "" {
 				t.Errorf("policies (-want,+got):\n%s", diff)
 			}
@@ -154,7 +172,7 @@ func TestPodPolicies(t *testing.T) {
 }
 
 func TestNamespacePolicies(t *testing.T) {
-	m := mapper{Client: fakeCache(t, mappingCluster()...)}
+	m := mapper{Client: fakeCache(t, mappingCluster()...), Pods: podStoreOf(t, mappingCluster()...)}
 	mode := map[string]string{"netpol2authz.io/mode": "enforce"}
 	withAnn := func(n *corev1.Namespace, a map[string]string) *corev1.Namespace { n.Annotations = a; return n }
 	tests := map[string]struct {

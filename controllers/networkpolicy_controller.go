@@ -37,6 +37,8 @@ type NetworkPolicyReconciler struct {
 	Now func() time.Time
 	// admin watches the admin network policies (admin.go).
 	admin *adminWatcher
+	// pods is the operator's pod cache (podstore.go).
+	pods *podStore
 }
 
 // Reconcile translates one NetworkPolicy: fetch it (gone: clean up), gather
@@ -55,7 +57,7 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	in, err := gather(ctx, r.Client, r.Settings, r.admin.Policies(), np)
+	in, err := gather(ctx, r.Client, r.pods, r.Settings, r.admin.Policies(), np)
 	if err != nil {
 		return r.failed(ctx, np, reasonGatherFailed, err)
 	}
@@ -115,7 +117,15 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		return err
 	}
 	r.admin = admin
-	m := mapper{Client: mgr.GetClient(), Admin: admin}
+	pods, err := newPodStore(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(pods); err != nil {
+		return fmt.Errorf("adding the pod store: %w", err)
+	}
+	r.pods = pods
+	m := mapper{Client: mgr.GetClient(), Admin: admin, Pods: pods}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resynced()))).
@@ -123,10 +133,10 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&policyv1alpha1.NetworkPolicyTranslation{}).
 		Watches(&securityv1.AuthorizationPolicy{}, handler.EnqueueRequestsFromMapFunc(m.ConflictRequests)).
 		Watches(&policyv1alpha1.IdentityApproval{}, handler.EnqueueRequestsFromMapFunc(sameName)).
-		Watches(&corev1.Pod{}, m.PodHandler(), builder.WithPredicates(podChanged())).
 		Watches(&corev1.Namespace{}, m.NamespaceHandler(), builder.WithPredicates(namespaceChanged())).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.MeshConfigRequests), builder.WithPredicates(meshConfigChanged())).
 		WatchesRawSource(adminSource{w: admin, m: m}).
+		WatchesRawSource(pods.source(m.PodHandler(), podChanged())).
 		WithOptions(opts).
 		Complete(r)
 }

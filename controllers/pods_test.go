@@ -36,44 +36,62 @@ func fullPod() *corev1.Pod {
 	}
 }
 
-func TestTransformPodKeepsWhatTheEngineReads(t *testing.T) {
-	in := fullPod()
-	out, err := TransformPod(in)
+func cached(t *testing.T, p *corev1.Pod) *cachedPod {
+	t.Helper()
+	out, err := TransformPod(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := out.(*corev1.Pod)
-	want := &corev1.Pod{
+	return out.(*cachedPod)
+}
+
+// The pod cache keeps the engine's view of a pod, exactly as translate.PodOf
+// (which the offline loader uses too) reads the full pod, and the metadata
+// the informer and handlers need; nothing else (managedFields, other
+// annotations, the spec and status beyond what the engine reads).
+func TestTransformPodKeepsWhatTheEngineReads(t *testing.T) {
+	in := fullPod()
+	got := cached(t, in)
+	want := &cachedPod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "web-1", Namespace: "shop", UID: "u1", ResourceVersion: "7",
-			Labels:      map[string]string{"app": "web"},
-			Annotations: map[string]string{"sidecar.istio.io/status": ""},
+			Labels: map[string]string{"app": "web"},
 		},
-		Spec: corev1.PodSpec{
-			ServiceAccountName: "web",
-			Containers:         []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
+		Pod: translate.Pod{
+			Namespace: "shop", Name: "web-1", Labels: map[string]string{"app": "web"}, ServiceAccount: "web",
+			Phase: corev1.PodRunning, IP: netip.MustParseAddr("10.0.0.7"), Sidecar: true,
+			Ports: []translate.ContainerPort{{Name: "http", Port: 8080}},
 		},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.7"},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("transformed pod (-want,+got):\n%s", diff)
+	addr := cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+	if diff := cmp.Diff(want, got, addr); diff != "" {
+		t.Errorf("cached pod (-want,+got):\n%s", diff)
 	}
-	if diff := cmp.Diff(EnginePod(in), EnginePod(got), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-		t.Errorf("the engine sees a different pod after the transform (-full,+transformed):\n%s", diff)
+	if diff := cmp.Diff(translate.PodOf(in), got.Pod, addr); diff != "" {
+		t.Errorf("the engine sees a different pod in the cache (-full,+cached):\n%s", diff)
 	}
-
-	// A sidecar known only by its container is kept as the mark.
+	if got.Pod.Labels == nil || &got.Labels == nil || len(got.Labels) != len(got.Pod.Labels) {
+		t.Error("the cached pod's labels are not its metadata's")
+	}
+	// A sidecar known only by its container counts, and none is invented.
 	in = fullPod()
 	delete(in.Annotations, "sidecar.istio.io/status")
-	out, _ = TransformPod(in)
-	if !hasSidecar(out.(*corev1.Pod)) {
+	if !cached(t, in).Pod.Sidecar {
 		t.Error("the transform lost a sidecar known by its istio-proxy container")
 	}
-	// And no mark without a sidecar.
 	in.Spec.Containers = in.Spec.Containers[:1]
-	out, _ = TransformPod(in)
-	if hasSidecar(out.(*corev1.Pod)) {
+	if cached(t, in).Pod.Sidecar {
 		t.Error("the transform invented a sidecar")
+	}
+	// A copy does not share what a later change could touch.
+	c := got.DeepCopyObject().(*cachedPod)
+	c.Labels["app"] = "changed"
+	if got.Labels["app"] != "web" || c.Pod.Labels["app"] != "changed" {
+		t.Errorf("DeepCopyObject: original labels %v, copy's engine labels %v", got.Labels, c.Pod.Labels)
+	}
+	// Anything else passes through.
+	if out, _ := TransformPod("tombstone"); out != "tombstone" {
+		t.Errorf("TransformPod(tombstone) = %v", out)
 	}
 }
 
@@ -99,18 +117,18 @@ func TestPodChanged(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			oldPod, newPod := fullPod(), fullPod()
 			tc.change(newPod)
-			if got := podChanged().Update(event.UpdateEvent{ObjectOld: oldPod, ObjectNew: newPod}); got != tc.want {
+			if got := podChanged().Update(event.UpdateEvent{ObjectOld: cached(t, oldPod), ObjectNew: cached(t, newPod)}); got != tc.want {
 				t.Errorf("PodChanged = %v, want %v", got, tc.want)
 			}
 		})
 	}
 }
 
-// TestEnginePodInitContainerPorts: the operator resolves named ports on the
+// TestPodOfInitContainerPorts: the operator resolves named ports on the
 // same containers as the offline loader (translate.ContainerPortsOf): its
 // containers and native sidecars, not init containers that have exited,
-// also after the cache's transform.
-func TestEnginePodInitContainerPorts(t *testing.T) {
+// also in the pod cache.
+func TestPodOfInitContainerPorts(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
 	p := &corev1.Pod{Spec: corev1.PodSpec{
 		InitContainers: []corev1.Container{
@@ -120,16 +138,10 @@ func TestEnginePodInitContainerPorts(t *testing.T) {
 		Containers: []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}},
 	}}
 	want := []translate.ContainerPort{{Name: "http", Port: 8080}, {Name: "proxy", Port: 15001}}
-	cached, err := TransformPod(p)
-	if err != nil {
-		t.Fatal(err)
+	if diff := cmp.Diff(want, cached(t, p).Pod.Ports); diff != "" {
+		t.Errorf("cached ports (-want,+got):\n%s", diff)
 	}
-	for name, pod := range map[string]*corev1.Pod{"pod": p, "cached pod": cached.(*corev1.Pod)} {
-		if diff := cmp.Diff(want, EnginePod(pod).Ports); diff != "" {
-			t.Errorf("%s: ports (-want,+got):\n%s", name, diff)
-		}
-		if diff := cmp.Diff(translate.ContainerPortsOf(&p.Spec), EnginePod(pod).Ports); diff != "" {
-			t.Errorf("%s: the operator and the offline loader disagree (-loader,+operator):\n%s", name, diff)
-		}
+	if diff := cmp.Diff(translate.ContainerPortsOf(&p.Spec), translate.PodOf(p).Ports); diff != "" {
+		t.Errorf("the operator and the offline loader disagree (-loader,+operator):\n%s", diff)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -17,38 +16,18 @@ import (
 func notInitial(e event.CreateEvent) bool { return !e.IsInInitialList }
 
 // podChanged passes pod creations (but those of the initial list) and
-// deletions, and only the updates that can change a translation: labels,
-// ServiceAccount, phase, IPs, hostNetwork, sidecar presence or container
-// ports. Status heartbeats and unrelated annotations stop here.
+// deletions, and only the updates that change what the engine reads of a
+// pod (labels, ServiceAccount, phase, IP, hostNetwork, sidecar presence,
+// container ports). Status heartbeats and unrelated annotations stop here.
 func podChanged() predicate.Predicate {
 	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
-		oldPod, ok1 := e.ObjectOld.(*corev1.Pod)
-		newPod, ok2 := e.ObjectNew.(*corev1.Pod)
+		oldPod, ok1 := e.ObjectOld.(*cachedPod)
+		newPod, ok2 := e.ObjectNew.(*cachedPod)
 		if !ok1 || !ok2 {
 			return true
 		}
-		return podDiffers(oldPod, newPod)
+		return cachedPodDiffers(oldPod, newPod)
 	}}
-}
-
-func podDiffers(a, b *corev1.Pod) bool {
-	return !maps.Equal(a.Labels, b.Labels) ||
-		a.Spec.ServiceAccountName != b.Spec.ServiceAccountName ||
-		a.Status.Phase != b.Status.Phase ||
-		a.Status.PodIP != b.Status.PodIP ||
-		a.Spec.HostNetwork != b.Spec.HostNetwork ||
-		hasSidecar(a) != hasSidecar(b) ||
-		!equality.Semantic.DeepEqual(containerPorts(a), containerPorts(b))
-}
-
-func containerPorts(p *corev1.Pod) [][]corev1.ContainerPort {
-	var out [][]corev1.ContainerPort
-	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
-		for i := range cs {
-			out = append(out, cs[i].Ports)
-		}
-	}
-	return out
 }
 
 // resynced passes the updates of a periodic resync: the informer hands every

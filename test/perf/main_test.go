@@ -11,12 +11,22 @@ import (
 	"testing"
 )
 
-// benchmarking says benchmarks were asked for (-test.bench).
-var benchmarking bool
+var (
+	// benchmarking says benchmarks were asked for (-test.bench).
+	benchmarking bool
+	// binDir holds the operator's binary, built once per run.
+	binDir string
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	f := flag.Lookup("test.bench")
 	benchmarking = f != nil && f.Value.String() != ""
-	os.Exit(m.Run())
+	var err error
+	if binDir, err = os.MkdirTemp("", "netpol2authz-bench-"); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(binDir)
+	os.Exit(code)
 }

@@ -30,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -241,18 +242,19 @@ func cacheBytesPerPod(b *testing.B, cfg *rest.Config, size synth.Size, sch *k8sr
 	before := liveHeap()
 	ca, err := cache.New(cfg, cache.Options{Scheme: sch, ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: podCfg}})
 	must(b, err)
-	_, err = ca.GetInformer(ctx, &corev1.Pod{})
+	inf, err := ca.GetInformer(ctx, &corev1.Pod{})
 	must(b, err)
 	go func() { _ = ca.Start(ctx) }()
 	if !ca.WaitForCacheSync(ctx) {
 		b.Fatal("pod cache did not sync")
 	}
-	var pods corev1.PodList
-	must(b, ca.List(ctx, &pods))
-	if len(pods.Items) != size.Pods() {
-		b.Fatalf("pod cache holds %d pods, want %d", len(pods.Items), size.Pods())
+	store, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		b.Fatalf("the pod informer is a %T", inf)
 	}
-	pods = corev1.PodList{}
+	if n := len(store.GetStore().ListKeys()); n != size.Pods() {
+		b.Fatalf("pod cache holds %d pods, want %d", n, size.Pods())
+	}
 	after := liveHeap()
 	runtime.KeepAlive(ca)
 	return float64(int64(after)-int64(before)) / float64(size.Pods())
@@ -299,7 +301,7 @@ func startOperator(b *testing.B, env *envtest.Environment) *operatorProcess {
 			buildErr = err
 			return
 		}
-		binary = filepath.Join(os.TempDir(), fmt.Sprintf("netpol2authz-bench-%d", os.Getpid()))
+		binary = filepath.Join(binDir, "netpol2authz")
 		cmd := exec.Command("go", "build", "-o", binary, ".")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -485,7 +487,7 @@ func expected(b *testing.B, ctx context.Context, c client.Client) []translate.Tr
 		snap.Namespaces = append(snap.Namespaces, translate.Namespace{Name: n.Name, Labels: n.Labels, Annotations: n.Annotations})
 	}
 	for i := range pods.Items {
-		snap.Pods = append(snap.Pods, controllers.EnginePod(&pods.Items[i]))
+		snap.Pods = append(snap.Pods, translate.PodOf(&pods.Items[i]))
 	}
 	return translate.Translate(snap, controllers.Settings{}.TranslateOptions()).Translations
 }

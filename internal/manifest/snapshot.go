@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"maps"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -180,22 +179,10 @@ func namespacesNamedBy(np *networkingv1.NetworkPolicy) []string {
 // has not been admitted yet (a bare Pod in a GitOps tree): its sidecar is
 // inferred like a template's.
 func podFromPod(p *corev1.Pod, ns translate.Namespace) translate.Pod {
-	out := translate.Pod{
-		Namespace:      p.Namespace,
-		Name:           p.Name,
-		Labels:         maps.Clone(p.Labels),
-		ServiceAccount: serviceAccount(&p.Spec),
-		Phase:          p.Status.Phase,
-		HostNetwork:    p.Spec.HostNetwork,
-		Ports:          containerPorts(&p.Spec),
-	}
-	if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
-		out.IP = ip
-	}
+	out := translate.PodOf(p)
+	out.Labels = maps.Clone(p.Labels)
 	if p.Status.Phase == "" {
 		out.Sidecar = inferSidecar(ns, &p.ObjectMeta, &p.Spec)
-	} else {
-		out.Sidecar = hasSidecar(&p.ObjectMeta, &p.Spec)
 	}
 	return out
 }

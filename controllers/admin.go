@@ -126,7 +126,7 @@ type adminWatcher struct {
 	scheme     *runtime.Scheme
 	mapper     meta.RESTMapper
 	// discover returns the preferred served version of each kind.
-	discover func() (map[string]adminKind, error)
+	discover func(context.Context) (map[string]adminKind, error)
 	period   time.Duration
 
 	// rediscover asks the discovery loop for a round now.
@@ -170,7 +170,7 @@ func newAdminWatcher(mgr ctrl.Manager, period time.Duration) (*adminWatcher, err
 		httpClient: mgr.GetHTTPClient(),
 		scheme:     mgr.GetScheme(),
 		mapper:     mgr.GetRESTMapper(),
-		discover:   func() (map[string]adminKind, error) { return discoverAdminKinds(dc) },
+		discover:   func(ctx context.Context) (map[string]adminKind, error) { return discoverAdminKinds(ctx, dc) },
 		period:     cmp.Or(period, DefaultAdminPolicyDiscoveryPeriod),
 		rediscover: make(chan struct{}, 1),
 		changed:    make(chan struct{}, 1),
@@ -183,7 +183,7 @@ func newAdminWatcher(mgr ctrl.Manager, period time.Duration) (*adminWatcher, err
 // which versions, and returns the preferred version of each served kind.
 // A group version that is not served answers 404; any other error is
 // returned (the caller keeps what it watches).
-func discoverAdminKinds(dc discovery.DiscoveryInterface) (map[string]adminKind, error) {
+func discoverAdminKinds(ctx context.Context, dc discovery.ServerResourcesInterfaceWithContext) (map[string]adminKind, error) {
 	served := map[schema.GroupVersionResource]bool{}
 	seen := map[schema.GroupVersion]bool{}
 	for _, k := range adminKinds {
@@ -192,7 +192,7 @@ func discoverAdminKinds(dc discovery.DiscoveryInterface) (map[string]adminKind, 
 			continue
 		}
 		seen[gv] = true
-		list, err := dc.ServerResourcesForGroupVersion(gv.String())
+		list, err := dc.ServerResourcesForGroupVersionWithContext(ctx, gv.String())
 		switch {
 		case apierrors.IsNotFound(err):
 			continue
@@ -227,7 +227,7 @@ func (w *adminWatcher) Policies() []adminpolicy.Policy {
 // String names the source in the controller's logs.
 func (w *adminWatcher) String() string { return "admin network policies" }
 
-// Start starts discovery and the watches; m maps a change of the policies
+// start starts discovery and the watches; m maps a change of the policies
 // to every translated NetworkPolicy, added to q. It returns at once.
 func (w *adminWatcher) start(ctx context.Context, m mapper, q queue) {
 	go w.run(ctx)
@@ -298,7 +298,7 @@ func (w *adminWatcher) run(ctx context.Context) {
 // watch until the new one has synced. A discovery error changes nothing.
 func (w *adminWatcher) syncKinds(ctx context.Context) {
 	log := ctrl.LoggerFrom(ctx).WithName("admin-policies")
-	desired, err := w.discover()
+	desired, err := w.discover(ctx)
 	if err != nil {
 		log.Error(err, "discovering the admin network policy kinds; keeping what is watched")
 		return
@@ -444,16 +444,23 @@ func (w *adminWatcher) upsert(ctx context.Context, aw *adminWatch, obj any) {
 	pol, err := aw.kind.convert(o)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).WithName("admin-policies").Error(err, "converting an admin network policy", "kind", aw.kind.String(), "name", o.GetName())
-		pol = adminpolicy.Policy{
-			Kind: adminpolicy.Kind(aw.kind.gvk.Kind), APIVersion: aw.kind.gvk.GroupVersion().String(), Name: o.GetName(), UID: o.GetUID(),
-			Tier: adminpolicy.Tier("unreadable (" + err.Error() + ")"),
-		}
+		pol = unreadablePolicy(aw.kind, o, err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	aw.items[o.GetName()] = pol
 	if w.current[aw.kind.gvk.Kind] == aw {
 		w.rebuildLocked()
+	}
+}
+
+// unreadablePolicy stands for an admin policy that did not convert: it
+// selects nothing and fails validation (an unknown tier), so the engine
+// leaves it out and reports AdminPolicyInvalid with err.
+func unreadablePolicy(k adminKind, o client.Object, err error) adminpolicy.Policy {
+	return adminpolicy.Policy{
+		Kind: adminpolicy.Kind(k.gvk.Kind), APIVersion: k.gvk.GroupVersion().String(), Name: o.GetName(), UID: o.GetUID(),
+		Tier: adminpolicy.Tier("unreadable (" + err.Error() + ")"),
 	}
 }
 

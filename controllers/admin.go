@@ -60,7 +60,7 @@ func (k adminKind) String() string { return k.gvk.Kind + "." + k.gvk.Version + "
 // one object, read once, in the newest version served.
 var adminKinds = []adminKind{
 	{
-		gvk: netpolv1alpha1.SchemeGroupVersion.WithKind("AdminNetworkPolicy"), resource: "adminnetworkpolicies",
+		gvk: schema.GroupVersion(netpolv1alpha1.GroupVersion).WithKind("AdminNetworkPolicy"), resource: "adminnetworkpolicies",
 		newObj: func() client.Object { return &netpolv1alpha1.AdminNetworkPolicy{} },
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1alpha1.AdminNetworkPolicy)
@@ -71,7 +71,7 @@ var adminKinds = []adminKind{
 		},
 	},
 	{
-		gvk: netpolv1alpha1.SchemeGroupVersion.WithKind("BaselineAdminNetworkPolicy"), resource: "baselineadminnetworkpolicies",
+		gvk: schema.GroupVersion(netpolv1alpha1.GroupVersion).WithKind("BaselineAdminNetworkPolicy"), resource: "baselineadminnetworkpolicies",
 		newObj: func() client.Object { return &netpolv1alpha1.BaselineAdminNetworkPolicy{} },
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1alpha1.BaselineAdminNetworkPolicy)
@@ -82,7 +82,7 @@ var adminKinds = []adminKind{
 		},
 	},
 	{
-		gvk: netpolv1beta1.SchemeGroupVersion.WithKind("ClusterNetworkPolicy"), resource: "clusternetworkpolicies",
+		gvk: schema.GroupVersion(netpolv1beta1.GroupVersion).WithKind("ClusterNetworkPolicy"), resource: "clusternetworkpolicies",
 		newObj: func() client.Object { return &netpolv1beta1.ClusterNetworkPolicy{} },
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1beta1.ClusterNetworkPolicy)
@@ -93,7 +93,7 @@ var adminKinds = []adminKind{
 		},
 	},
 	{
-		gvk: netpolv1alpha2.SchemeGroupVersion.WithKind("ClusterNetworkPolicy"), resource: "clusternetworkpolicies",
+		gvk: schema.GroupVersion(netpolv1alpha2.GroupVersion).WithKind("ClusterNetworkPolicy"), resource: "clusternetworkpolicies",
 		newObj: func() client.Object { return &netpolv1alpha2.ClusterNetworkPolicy{} },
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1alpha2.ClusterNetworkPolicy)

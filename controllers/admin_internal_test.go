@@ -198,7 +198,7 @@ func TestAdminWatcherPolicies(t *testing.T) {
 // (AdminPolicyInvalid), naming the error.
 func TestUnreadablePolicyIsInvalid(t *testing.T) {
 	k := adminKinds[3]
-	if k.gvk.Version != netpolv1alpha2.SchemeGroupVersion.Version {
+	if k.gvk.Version != netpolv1alpha2.GroupVersion.Version {
 		t.Fatalf("adminKinds[3] is %s", k)
 	}
 	p := unreadablePolicy(k, &netpolv1alpha2.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "broken"}}, errors.New("cannot decode"))

@@ -20,8 +20,8 @@ func Scheme() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(policyv1alpha1.AddToScheme(s))
 	utilruntime.Must(securityv1.AddToScheme(s))
-	utilruntime.Must(netpolv1alpha1.AddToScheme(s))
-	utilruntime.Must(netpolv1alpha2.AddToScheme(s))
-	utilruntime.Must(netpolv1beta1.AddToScheme(s))
+	utilruntime.Must(netpolv1alpha1.Install(s))
+	utilruntime.Must(netpolv1alpha2.Install(s))
+	utilruntime.Must(netpolv1beta1.Install(s))
 	return s
 }

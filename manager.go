@@ -35,6 +35,7 @@ type managerOptions struct {
 	istioNamespace         string
 	maxPortRange           int
 	resyncPeriod           time.Duration
+	adminDiscoveryPeriod   time.Duration
 }
 
 func runManager(args []string, stderr io.Writer) int {
@@ -59,6 +60,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.istioNamespace, "istio-namespace", controllers.DefaultIstioNamespace, "Namespace of Istio's control plane, holding the mesh ConfigMap 'istio'.")
 	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports the port+endPort ranges of one NetworkPolicy rule may expand to together.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often every NetworkPolicy is reconciled again although nothing changed, a last line of defence against a missed event; it writes nothing when everything is right.")
+	fs.DurationVar(&o.adminDiscoveryPeriod, "admin-policy-discovery-period", controllers.DefaultAdminPolicyDiscoveryPeriod, "How often the API server's discovery is asked which admin network policy kinds (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy) are served: the longest a newly installed CRD waits to be watched.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -93,11 +95,12 @@ func runManager(args []string, stderr io.Writer) int {
 		return 1
 	}
 	settings := controllers.Settings{
-		TrustDomain:    o.trustDomain,
-		RootNamespace:  o.rootNamespace,
-		IstioNamespace: o.istioNamespace,
-		MaxPortRange:   o.maxPortRange,
-		ResyncPeriod:   o.resyncPeriod,
+		TrustDomain:                o.trustDomain,
+		RootNamespace:              o.rootNamespace,
+		IstioNamespace:             o.istioNamespace,
+		MaxPortRange:               o.maxPortRange,
+		ResyncPeriod:               o.resyncPeriod,
+		AdminPolicyDiscoveryPeriod: o.adminDiscoveryPeriod,
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  controllers.Scheme(),

@@ -165,13 +165,16 @@ func newAdminWatcher(mgr ctrl.Manager, period time.Duration) (*adminWatcher, err
 	if err != nil {
 		return nil, fmt.Errorf("admin network policies: discovery client: %w", err)
 	}
+	if period <= 0 {
+		period = DefaultAdminPolicyDiscoveryPeriod
+	}
 	return &adminWatcher{
 		cfg:        mgr.GetConfig(),
 		httpClient: mgr.GetHTTPClient(),
 		scheme:     mgr.GetScheme(),
 		mapper:     mgr.GetRESTMapper(),
 		discover:   func(ctx context.Context) (map[string]adminKind, error) { return discoverAdminKinds(ctx, dc) },
-		period:     cmp.Or(period, DefaultAdminPolicyDiscoveryPeriod),
+		period:     period,
 		rediscover: make(chan struct{}, 1),
 		changed:    make(chan struct{}, 1),
 		watches:    map[schema.GroupVersionKind]*adminWatch{},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,6 +18,11 @@ const (
 	churnMin    = 3 * time.Second
 	churnSpread = 3 * time.Second
 )
+
+// runs numbers the specs that make namespaces of their own, so that a
+// repeated run (-ginkgo.repeat) makes new ones: envtest deletes no
+// namespace.
+var runs atomic.Int32
 
 // roundRand is the random source of one churn: the suite's seed and the
 // round.

@@ -51,8 +51,9 @@ var _ = Describe("Failover", func() {
 	It("hands over to the standby replica within the lease timings when the leader is killed during a churn, and reaches the same end state", func() {
 		DeferCleanup(cleanUpManagers)
 		Expect(client.IgnoreAlreadyExists(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}))).To(Succeed())
-		r := roundRand(1 << 20)
-		c := newChurn(r, "failover")
+		n := runs.Add(1)
+		r := roundRand(1<<20 + uint64(n))
+		c := newChurn(r, fmt.Sprintf("failover-%d", n))
 
 		By("starting two replicas: one leads")
 		replicas := []*manager{startManager("replica-a", leaderFlags...), startManager("replica-b", leaderFlags...)}

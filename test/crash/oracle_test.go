@@ -287,14 +287,19 @@ func (o *offline) differences() []string {
 			problem("NetworkPolicyTranslation %s: mode/fidelity/identity %s/%s/%s, want %s/%s/%s", k, st.Mode, st.Fidelity, st.Identity, rep.Mode, rep.Fidelity, rep.Identity)
 		}
 		if got := nonNil(st.AuthorizationPolicies); !slices.Equal(sorted(got), sorted(wantPlaced)) {
-			problem("NetworkPolicyTranslation %s: authorizationPolicies %v, want %v", k, got, wantPlaced)
+			problem("NetworkPolicyTranslation %s: authorizationPolicies %s", k, listDiff(got, wantPlaced))
 		}
+		// The status lists the first MaxPendingIdentities, and counts all.
 		var pending []string
 		for _, p := range st.PendingIdentities {
 			pending = append(pending, p.Identity)
 		}
-		if !slices.Equal(sorted(nonNil(pending)), sorted(nonNil(rep.PendingIdentities))) {
-			problem("NetworkPolicyTranslation %s: pending identities %v, want %v", k, pending, rep.PendingIdentities)
+		wantPending := rep.PendingIdentities[:min(len(rep.PendingIdentities), policyv1alpha1.MaxPendingIdentities)]
+		if int(st.Pending) != len(rep.PendingIdentities) || !slices.Equal(nonNil(pending), nonNil(wantPending)) {
+			problem("NetworkPolicyTranslation %s: %d pending identities, want %d; listed %s", k, st.Pending, len(rep.PendingIdentities), listDiff(pending, wantPending))
+		}
+		if want := len(rep.Findings) + conflicts[k]; int(st.FindingsCount) != want {
+			problem("NetworkPolicyTranslation %s: findingsCount %d, want %d", k, st.FindingsCount, want)
 		}
 		var gotTypes, wantTypes []string
 		for _, f := range st.Findings {
@@ -307,7 +312,7 @@ func (o *offline) differences() []string {
 			wantTypes = appendNew(wantTypes, string(translate.Conflict))
 		}
 		if !slices.Equal(sorted(nonNil(gotTypes)), sorted(nonNil(wantTypes))) {
-			problem("NetworkPolicyTranslation %s: finding types %v, want %v", k, gotTypes, wantTypes)
+			problem("NetworkPolicyTranslation %s: finding types %s", k, listDiff(gotTypes, wantTypes))
 		}
 		if a := o.approvals[k]; rep.Identity == string(translate.IdentityReview) && (a == nil || owned(a) && metav1.GetControllerOfNoCopy(a).UID != np.UID) {
 			problem("IdentityApproval %s: none for this NetworkPolicy (uid %s), although it was translated in review mode", k, np.UID)
@@ -324,6 +329,26 @@ func (o *offline) differences() []string {
 		}
 	}
 	return diffs
+}
+
+// listDiff says how got differs from want: what is missing, what is
+// extra, or that only the order differs.
+func listDiff(got, want []string) string {
+	var missing, extra []string
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			missing = append(missing, w)
+		}
+	}
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			extra = append(extra, g)
+		}
+	}
+	if missing == nil && extra == nil {
+		return fmt.Sprintf("in another order: %v, want %v", got, want)
+	}
+	return fmt.Sprintf("missing %v, extra %v (%d listed, want %d)", missing, extra, len(got), len(want))
 }
 
 func nonNil(s []string) []string {

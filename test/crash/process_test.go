@@ -176,12 +176,17 @@ func cleanUpManagers() {
 	ms := managers
 	managers = nil
 	managersMu.Unlock()
-	for _, m := range ms {
+	for i, m := range ms {
 		if m.Running() {
 			m.Kill()
 		}
-		if CurrentSpecReport().Failed() {
-			GinkgoWriter.Printf("\n===== %s: %s (last 60 lines) =====\n%s\n", m.name, m.logPath, tail(m.Log(), 60))
+		if !CurrentSpecReport().Failed() {
+			continue
+		}
+		if i < len(ms)-3 {
+			GinkgoWriter.Printf("log of %s: %s\n", m.name, m.logPath)
+		} else {
+			GinkgoWriter.Printf("\n===== %s: %s (last 40 lines) =====\n%s\n", m.name, m.logPath, tail(m.Log(), 40))
 		}
 	}
 }

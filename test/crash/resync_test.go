@@ -1,6 +1,7 @@
 package crash_test
 
 import (
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -15,7 +16,8 @@ const resyncPeriod = 2 * time.Second
 var _ = Describe("The periodic resync", func() {
 	It("reconciles every NetworkPolicy again each --resync-period, and writes nothing on a cluster at rest", func() {
 		DeferCleanup(cleanUpManagers)
-		newChurn(roundRand(2<<20), "resync")
+		n := runs.Add(1)
+		newChurn(roundRand(2<<20+uint64(n)), fmt.Sprintf("resync-%d", n))
 		m := startManager("resync", "--resync-period="+resyncPeriod.String())
 		settle(m)
 		expectMatchesTranslate()

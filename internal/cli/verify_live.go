@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/manifest"
@@ -48,10 +49,13 @@ func readCluster(kubeconfig, kubeContext, istioNamespace string) (*manifest.Resu
 		}
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, networkingv1.AddToScheme, securityv1.AddToScheme, policyv1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, networkingv1.AddToScheme, securityv1.AddToScheme, policyv1alpha1.AddToScheme, gatewayv1.Install} {
 		if err := add(scheme); err != nil {
 			return nil, rep, err
 		}
+	}
+	if err := addAdminPolicyTypes(scheme); err != nil {
+		return nil, rep, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
@@ -69,6 +73,9 @@ func readCluster(kubeconfig, kubeContext, istioNamespace string) (*manifest.Resu
 		{&corev1.NamespaceList{}, "v1/Namespace", false},
 		{&corev1.PodList{}, "v1/Pod", false},
 		{&networkingv1.NetworkPolicyList{}, "networking.k8s.io/v1/NetworkPolicy", false},
+		// Services and Gateways decide which traffic passes a waypoint.
+		{&corev1.ServiceList{}, "v1/Service", false},
+		{&gatewayv1.GatewayList{}, "gateway.networking.k8s.io/v1/Gateway", true},
 		// Without Istio's CRDs there is no AuthorizationPolicy to check.
 		{&securityv1.AuthorizationPolicyList{}, "security.istio.io/v1/AuthorizationPolicy", true},
 		// Without netpol2authz's CRDs no NetworkPolicy has an approval
@@ -86,6 +93,12 @@ func readCluster(kubeconfig, kubeContext, istioNamespace string) (*manifest.Resu
 		}
 		items = append(items, got...)
 	}
+	// The admin network policies, where served (verify_live_admin.go).
+	admin, err := listAdminPolicies(ctx, c)
+	if err != nil {
+		return nil, rep, fmt.Errorf("cluster %s: %w", cfg.Host, err)
+	}
+	items = append(items, admin...)
 	cm := &corev1.ConfigMap{}
 	switch err := c.Get(ctx, types.NamespacedName{Namespace: istioNamespace, Name: "istio"}, cm); {
 	case err == nil:

@@ -252,10 +252,12 @@ func readOnlyUser(ctx context.Context, t *testing.T, env *envtest.Environment, a
 	mustCreate(ctx, t, admin, &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "netpol2authz-verify"},
 		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "configmaps"}, Verbs: read},
+			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods", "configmaps", "services"}, Verbs: read},
+			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"gateways"}, Verbs: read},
 			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: read},
 			{APIGroups: []string{"security.istio.io"}, Resources: []string{"authorizationpolicies"}, Verbs: read},
 			{APIGroups: []string{"policy.netpol2authz.io"}, Resources: []string{"identityapprovals"}, Verbs: read},
+			{APIGroups: []string{"policy.networking.k8s.io"}, Resources: []string{"adminnetworkpolicies", "baselineadminnetworkpolicies", "clusternetworkpolicies"}, Verbs: read},
 		},
 	})
 	mustCreate(ctx, t, admin, &rbacv1.ClusterRoleBinding{

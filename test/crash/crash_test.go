@@ -30,7 +30,12 @@ func roundRand(round uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, roun
 
 var _ = Describe("Crash consistency", Ordered, func() {
 	var m *manager
+	var prefix string
 	BeforeAll(func() {
+		prefix = "crash"
+		if n := runs.Add(1); n > 1 {
+			prefix = fmt.Sprintf("crash%d", n)
+		}
 		m = startManager("crash")
 		Eventually(m.Controllers, startWithin, interval).Should(BeTrue(), "the operator runs its controllers")
 	})
@@ -44,7 +49,7 @@ var _ = Describe("Crash consistency", Ordered, func() {
 				}
 			})
 			r := roundRand(uint64(round))
-			c := newChurn(r, fmt.Sprintf("crash-r%d", round))
+			c := newChurn(r, fmt.Sprintf("%s-r%d", prefix, round))
 
 			// The kills: one or two random moments of the churn; after
 			// each the operator stays down for up to a second while the

@@ -19,9 +19,9 @@ const (
 	churnSpread = 3 * time.Second
 )
 
-// runs numbers the specs that make namespaces of their own, so that a
-// repeated run (-ginkgo.repeat) makes new ones: envtest deletes no
-// namespace.
+// runs numbers the specs that make namespaces of their own, so that no
+// two runs of a spec against one control plane share a name (envtest
+// deletes no namespace).
 var runs atomic.Int32
 
 // roundRand is the random source of one churn: the suite's seed and the

@@ -48,6 +48,7 @@ func checkOperatorRunsWithInstalledRBAC(ctx context.Context, t *testing.T, env *
 	if err := sa.List(ctx, &corev1.ConfigMapList{}); !apierrors.IsForbidden(err) {
 		t.Errorf("the manager's ServiceAccount may list every ConfigMap (err %v)", err)
 	}
+	checkAdminPolicyAccess(ctx, t, sa)
 
 	must := func(err error) {
 		t.Helper()

@@ -114,6 +114,11 @@ func runManager(args []string, stderr io.Writer) int {
 		LeaseDuration:           &o.leaseDuration,
 		RenewDeadline:           &o.renewDeadline,
 		RetryPeriod:             &o.retryPeriod,
+		// A leader stopped by a signal (a rolling update, a drain) gives
+		// the Lease up, so that the standby takes over within a retry
+		// period instead of a lease duration. Safe because the process
+		// ends as soon as the manager has stopped.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")

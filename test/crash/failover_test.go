@@ -26,6 +26,9 @@ const (
 	// late, waits the lease duration from then, and tries again within
 	// one more; plus slack for a loaded machine.
 	takeoverWithin = leaseDuration + 2*retryPeriod*12/10 + 2*time.Second
+	// handOverWithin bounds a takeover after the leader gave the Lease up
+	// (SIGTERM): the standby's next try, plus slack.
+	handOverWithin = retryPeriod*12/10 + 2*time.Second
 	// churnAfterTakeover is how long the churn goes on under the new
 	// leader.
 	churnAfterTakeover = 2 * time.Second
@@ -143,6 +146,18 @@ var _ = Describe("Failover", func() {
 		Expect(again.Logged(acquired)).To(BeFalse(), "the restarted replica took the lease of a living leader")
 		Expect(again.Controllers()).To(BeFalse(), "the restarted replica runs the controllers as a standby")
 		Expect(*lease().Spec.HolderIdentity).To(Equal(*now.Spec.HolderIdentity))
+
+		By("stopping the leader with SIGTERM, as a rolling update does: it gives the Lease up, the standby takes over at its next try")
+		Expect(standby.Terminate()).To(Equal(0), "the leader exits cleanly")
+		Eventually(again.Logged, handOverWithin, 20*time.Millisecond).WithArguments(acquired).Should(BeTrue(),
+			"the standby acquires a released Lease within a retry period, not a lease duration")
+		handOver := time.Since(standby.killed)
+		Eventually(again.Controllers, handOverWithin, 20*time.Millisecond).Should(BeTrue())
+		AddReportEntry("hand-over", fmt.Sprintf("lease %s/%s/%s: after the leader's SIGTERM the standby acquired the lease in %s (bound %s)",
+			leaseDuration, renewDeadline, retryPeriod, handOver.Round(time.Millisecond), handOverWithin))
+		settle(again)
+		expectMatchesTranslate()
+		expectNoWrites(quietFor)
 	})
 })
 

@@ -98,6 +98,16 @@ func (m *manager) Kill() {
 	GinkgoWriter.Printf("%s: killed %s (pid %d) after %s\n", m.killed.Format("15:04:05.000"), m.name, m.cmd.Process.Pid, m.killed.Sub(m.started).Round(time.Millisecond))
 }
 
+// Terminate sends SIGTERM, as the kubelet stops a pod, and waits for the
+// process to exit; it returns the exit code.
+func (m *manager) Terminate() int {
+	m.killed = time.Now()
+	Expect(syscall.Kill(m.cmd.Process.Pid, syscall.SIGTERM)).To(Succeed())
+	Eventually(m.done, startWithin, 10*time.Millisecond).Should(BeClosed(), "%s exits on SIGTERM", m.name)
+	GinkgoWriter.Printf("%s: %s (pid %d) stopped by SIGTERM in %s\n", time.Now().Format("15:04:05.000"), m.name, m.cmd.Process.Pid, time.Since(m.killed).Round(time.Millisecond))
+	return m.cmd.ProcessState.ExitCode()
+}
+
 // Running says whether the process has not exited.
 func (m *manager) Running() bool {
 	select {

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 
-	"google.golang.org/protobuf/proto"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -72,7 +71,7 @@ func applyPolicies(ctx context.Context, c client.Client, np *networkingv1.Networ
 			continue
 		default:
 			next := merged(cur, d)
-			if !proto.Equal(&cur.Spec, &next.Spec) || !equality.Semantic.DeepEqual(cur.ObjectMeta, next.ObjectMeta) {
+			if specDiffers(cur, &next.Spec) || !equality.Semantic.DeepEqual(*withoutCacheAnnotations(&cur.ObjectMeta), next.ObjectMeta) {
 				if err := c.Update(ctx, next); err != nil {
 					return out, fmt.Errorf("updating AuthorizationPolicy %s/%s: %w", d.Namespace, d.Name, err)
 				}
@@ -92,7 +91,7 @@ func applyPolicies(ctx context.Context, c client.Client, np *networkingv1.Networ
 // others added is kept, and the spec is desired's.
 func merged(cur, desired *securityv1.AuthorizationPolicy) *securityv1.AuthorizationPolicy {
 	next := desired.DeepCopy()
-	meta := cur.ObjectMeta.DeepCopy()
+	meta := withoutCacheAnnotations(&cur.ObjectMeta).DeepCopy()
 	if meta.Labels == nil {
 		meta.Labels = map[string]string{}
 	}

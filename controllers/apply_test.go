@@ -147,3 +147,41 @@ func TestApplyKeepsWhatExistsOnInvalidInput(t *testing.T) {
 		t.Errorf("policies still in force (-want,+got):\n%s", diff)
 	}
 }
+
+// The cache keeps a digest instead of the spec: an unchanged policy is not
+// written again, a hand-edited spec is, and the digest never reaches the
+// API server.
+func TestApplyComparesCachedDigests(t *testing.T) {
+	kept := generated("netpol-db", "cluster.local/ns/shop/sa/api")
+	cachedObj, err := transformAuthorizationPolicy(kept.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := cachedObj.(*securityv1.AuthorizationPolicy)
+	if len(cached.Spec.GetRules()) != 0 || cached.Annotations[cachedSpecDigest] == "" {
+		t.Fatalf("the cached policy keeps its spec or has no digest: %v", cached)
+	}
+	if specDiffers(cached, &kept.Spec) {
+		t.Error("the digest of an unchanged spec differs")
+	}
+	edited := generated("netpol-db", "cluster.local/ns/shop/sa/attacker")
+	if !specDiffers(cached, &edited.Spec) {
+		t.Error("a changed spec has the same digest")
+	}
+	next := merged(cached, kept)
+	if _, ok := next.Annotations[cachedSpecDigest]; ok {
+		t.Errorf("the cache-only annotation would be written: %v", next.Annotations)
+	}
+}
+
+// Informers transform an object again at a resync: the digest stays the
+// real spec's.
+func TestTransformAuthorizationPolicyIsIdempotent(t *testing.T) {
+	once, _ := transformAuthorizationPolicy(generated("netpol-db", "cluster.local/ns/shop/sa/api"))
+	twice, _ := transformAuthorizationPolicy(once)
+	a := once.(*securityv1.AuthorizationPolicy).Annotations[cachedSpecDigest]
+	b := twice.(*securityv1.AuthorizationPolicy).Annotations[cachedSpecDigest]
+	if a != b || a != specDigest(&generated("x", "cluster.local/ns/shop/sa/api").Spec) {
+		t.Errorf("digest after one transform %q, after two %q", a, b)
+	}
+}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"time"
 
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -10,7 +11,8 @@ import (
 )
 
 // CacheOptions are the manager's cache options: managedFields are dropped
-// from everything, and ConfigMaps are cached only for the mesh config, one
+// from everything, AuthorizationPolicies keep a digest of their spec
+// instead of the spec (apcache.go), and ConfigMaps are cached only for the mesh config, one
 // object in one namespace. Pods are not in this cache at all: the operator
 // keeps them in its own, smaller, pod store (podstore.go).
 func CacheOptions(s Settings) cache.Options {
@@ -22,6 +24,7 @@ func CacheOptions(s Settings) cache.Options {
 		SyncPeriod:       resync,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
+			&securityv1.AuthorizationPolicy{}: {Transform: transformAuthorizationPolicy},
 			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{
 				s.istioNamespace(): {FieldSelector: fields.OneTermEqualSelector("metadata.name", MeshConfigMapName)},
 			}},

@@ -39,9 +39,10 @@ func enqueue(q queue, keys sets.Set[types.NamespacedName]) {
 	}
 }
 
-// PodHandler enqueues the NetworkPolicies a pod's old or new state can
-// matter to. Updates see both states, so a pod relabelled out of a selector
-// still reaches the policy it left.
+// PodHandler enqueues the NetworkPolicies a pod's creation, deletion or
+// update can matter to. Updates see both states, so a pod relabelled out
+// of a selector still reaches the policy it left, and a relabel that moves
+// nothing a policy reads does not reach it.
 func (m mapper) PodHandler() handler.EventHandler {
 	pod := func(o client.Object) *cachedPod { p, _ := o.(*cachedPod); return p }
 	return handler.Funcs{
@@ -85,11 +86,8 @@ func (m mapper) podPolicies(ctx context.Context, pods ...*cachedPod) sets.Set[ty
 	}
 	nsLabels := m.namespaceLabels(ctx, first.Namespace)
 	for _, np := range candidates {
-		for _, p := range pods {
-			if p != nil && m.podMatters(np, p, nsLabels) {
-				out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
-				break
-			}
+		if m.podMatters(np, pods, nsLabels) {
+			out.Insert(types.NamespacedName{Namespace: np.Namespace, Name: np.Name})
 		}
 	}
 	return out
@@ -149,17 +147,32 @@ func (m mapper) namespaceLabels(ctx context.Context, name string) labels.Set {
 	return labels.Set(ns.Labels)
 }
 
-// podMatters says whether pod p (in a namespace with labels nsLabels) can
-// change the translation of np, as the engine's dependency model says; the
-// other pods of p's ServiceAccount come from the cache's index, only when
-// they decide.
-func (m mapper) podMatters(np *networkingv1.NetworkPolicy, p *cachedPod, nsLabels labels.Set) bool {
+// podMatters says whether a pod's change, given as its states (one for a
+// creation or deletion, old and new for an update; the pod is in a
+// namespace with labels nsLabels), can change the translation of np, as the
+// engine's dependency model says; the other pods of its ServiceAccount come
+// from the pod store, only when they decide.
+func (m mapper) podMatters(np *networkingv1.NetworkPolicy, pods []*cachedPod, nsLabels labels.Set) bool {
 	var listErr error
-	matters := m.dependencies(np).PodMatters(&p.Pod, nsLabels, func() []translate.Pod {
-		var same []translate.Pod
-		same, listErr = m.Pods.ofServiceAccount(p.Namespace, p.Pod.ServiceAccount)
-		return same
-	})
+	sameServiceAccount := func(p *cachedPod) func() []translate.Pod {
+		return func() []translate.Pod {
+			var same []translate.Pod
+			same, listErr = m.Pods.ofServiceAccount(p.Namespace, p.Pod.ServiceAccount)
+			return same
+		}
+	}
+	d := m.dependencies(np)
+	matters := false
+	if len(pods) == 2 && pods[0] != nil && pods[1] != nil {
+		matters = d.PodChangeMatters(&pods[0].Pod, &pods[1].Pod, nsLabels, sameServiceAccount(pods[1]))
+	} else {
+		for _, p := range pods {
+			if p != nil && d.PodMatters(&p.Pod, nsLabels, sameServiceAccount(p)) {
+				matters = true
+				break
+			}
+		}
+	}
 	// Cannot tell: reconcile rather than miss it.
 	return matters || listErr != nil
 }

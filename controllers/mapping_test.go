@@ -149,12 +149,34 @@ func TestPodPolicies(t *testing.T) {
 			pods: []*corev1.Pod{pod("other", "x-0", "x", map[string]string{"app": "x"})},
 			want: keys("shop/web"),
 		},
+		// (shop/web selects other's namespace, not its pods' labels.)
 		"relabelled out of a selector: the old labels count": {
 			pods: []*corev1.Pod{
 				pod("other", "api-0", "solo", map[string]string{"app": "api"}),
 				pod("other", "api-0", "solo", map[string]string{"app": "gone"}),
 			},
-			want: keys("shop/web", "other/lonely"),
+			want: keys("other/lonely"),
+		},
+		"relabelled with a label no policy reads: none": {
+			pods: []*corev1.Pod{
+				pod("other", "x-0", "x", map[string]string{"app": "x"}),
+				pod("other", "x-0", "x", map[string]string{"app": "x", "pod-template-hash": "2"}),
+			},
+			want: keys(),
+		},
+		"relabelled, selected before and after by a policy that splits by labels": {
+			pods: []*corev1.Pod{
+				pod("shop", "cron-0", "cron", map[string]string{"app": "cron"}),
+				pod("shop", "cron-0", "cron", map[string]string{"app": "cron", "tier": "batch"}),
+			},
+			want: keys("shop/metrics"),
+		},
+		"ServiceAccount changed: both states count": {
+			pods: []*corev1.Pod{
+				pod("shop", "cron-0", "cron", map[string]string{"app": "cron"}),
+				pod("shop", "cron-0", "api", map[string]string{"app": "cron"}),
+			},
+			want: keys("shop/db", "shop/metrics", "other/cache"),
 		},
 	}
 	for name, tc := range tests {

@@ -7,6 +7,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
@@ -24,6 +25,11 @@ type Dependencies struct {
 	// the expressions exclude).
 	target labels.Selector
 	peers  []depPeer
+	// readsTargetLabels: the translation reads more of a selected pod's
+	// labels than whether the podSelector selects it: matchExpressions
+	// split the policy by projections of the labels, and named ports split
+	// it by labels that tell pods apart.
+	readsTargetLabels bool
 	// ownLabels: the labels of the policy's own namespace matter (an admin
 	// policy's subject selects namespaces by them).
 	ownLabels bool
@@ -49,11 +55,17 @@ func DependenciesOf(np *networkingv1.NetworkPolicy) Dependencies {
 	sel := np.Spec.PodSelector
 	if len(sel.MatchExpressions) > 0 {
 		sel = metav1.LabelSelector{MatchLabels: sel.MatchLabels}
+		d.readsTargetLabels = true
 	}
 	if s, err := metav1.LabelSelectorAsSelector(&sel); err == nil {
 		d.target = s
 	}
 	for _, rule := range np.Spec.Ingress {
+		for _, port := range rule.Ports {
+			if port.Port != nil && port.Port.Type == intstr.String {
+				d.readsTargetLabels = true
+			}
+		}
 		for _, peer := range rule.From {
 			if peer.IPBlock != nil {
 				continue
@@ -253,4 +265,54 @@ func (d Dependencies) PodMatters(p *Pod, nsLabels map[string]string, sameService
 		}
 	}
 	return false
+}
+
+// PodChangeMatters says whether a pod going from old to cur (an update; both
+// present) can change the translation. When only its labels changed, which
+// is what relabelling, rollouts' hash labels and most pod updates are, it is
+// more precise than asking PodMatters of both states: its ServiceAccount,
+// sidecar, ports and phase stay, so the policy's output moves only when
+// the pod enters or leaves the podSelector (or, selected before and after,
+// when the policy splits its output by labels: matchExpressions, named
+// ports, admin policies' subjects), or is selected by a podSelector peer
+// in either state. Peers that select every pod (`{}`) or only namespaces
+// resolve to namespaces, which labels of pods do not change.
+func (d Dependencies) PodChangeMatters(old, cur *Pod, nsLabels map[string]string, sameServiceAccount func() []Pod) bool {
+	if !onlyLabelsDiffer(old, cur) {
+		return d.PodMatters(old, nsLabels, sameServiceAccount) || d.PodMatters(cur, nsLabels, sameServiceAccount)
+	}
+	if maps.Equal(old.Labels, cur.Labels) {
+		return false
+	}
+	before, after := labels.Set(old.Labels), labels.Set(cur.Labels)
+	if cur.Namespace == d.namespace {
+		in, stays := d.target.Matches(before), d.target.Matches(after)
+		if in != stays || (in && (d.readsTargetLabels || d.ownLabels)) {
+			return true
+		}
+	}
+	if len(d.waypointNS) > 0 && (cur.Namespace == d.namespace || d.waypointNS[cur.Namespace]) {
+		return true
+	}
+	for _, peer := range d.peers {
+		switch {
+		case peer.nsSel == nil && cur.Namespace != d.namespace:
+			continue
+		case peer.nsSel != nil && !peer.nsSel.Matches(labels.Set(nsLabels)):
+			continue
+		case peer.podSel == nil || peer.podSel.Empty():
+			continue
+		}
+		if peer.podSel.Matches(before) || peer.podSel.Matches(after) {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyLabelsDiffer says whether two states of a pod differ in nothing the
+// engine reads but their labels.
+func onlyLabelsDiffer(a, b *Pod) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.ServiceAccount == b.ServiceAccount && a.Phase == b.Phase &&
+		a.IP == b.IP && a.HostNetwork == b.HostNetwork && a.Sidecar == b.Sidecar && a.Template == b.Template && slices.Equal(a.Ports, b.Ports)
 }

@@ -192,6 +192,9 @@ func (d Dependencies) matters(before, after Snapshot, c change) bool {
 	if c.oldNS != nil || c.newNS != nil {
 		return d.NamespaceChangeMatters(c.oldNS, c.newNS)
 	}
+	if c.oldPod != nil && c.newPod != nil {
+		return d.PodChangeMatters(c.oldPod, c.newPod, nsLabels(after, c.newPod.Namespace), sameSA(after, c.newPod))
+	}
 	if c.oldPod != nil && d.PodMatters(c.oldPod, nsLabels(before, c.oldPod.Namespace), sameSA(before, c.oldPod)) {
 		return true
 	}

@@ -351,6 +351,9 @@ func startOperator(b *testing.B, env *envtest.Environment) *operatorProcess {
 		args = append(args, "--pprof-bind-address="+pp)
 	}
 	cmd := exec.Command(binary, args...)
+	// The operator dies with the benchmark, also when it panics or is
+	// killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	must(b, cmd.Start())
 	op := &operatorProcess{cmd: cmd, metrics: "http://" + addr + "/metrics", log: logFile}

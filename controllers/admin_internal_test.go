@@ -214,3 +214,45 @@ func TestUnreadablePolicyIsInvalid(t *testing.T) {
 		t.Errorf("ref %s", p.Ref())
 	}
 }
+
+// A kind discovery no longer lists is stopped and its policies dropped at
+// once; a discovery error changes nothing.
+func TestAdminWatcherKindGone(t *testing.T) {
+	anp := adminKinds[0]
+	var answer map[string]adminKind
+	var answerErr error
+	w := &adminWatcher{
+		watches: map[schema.GroupVersionKind]*adminWatch{}, current: map[string]*adminWatch{}, changed: make(chan struct{}, 1),
+		discover: func(context.Context) (map[string]adminKind, error) { return answer, answerErr },
+	}
+	stopped := false
+	aw := &adminWatch{kind: anp, cancel: func() { stopped = true }, ready: true,
+		items: map[string]adminpolicy.Policy{"a": {Kind: adminpolicy.KindAdminNetworkPolicy, Name: "a"}}}
+	w.watches[anp.gvk], w.current["AdminNetworkPolicy"] = aw, aw
+	w.desired, w.discovered = map[string]adminKind{"AdminNetworkPolicy": anp}, true
+	w.rebuildLocked()
+	<-w.changed
+
+	answerErr = errors.New("the API server is unreachable")
+	w.syncKinds(context.Background())
+	if stopped || len(w.Policies()) != 1 {
+		t.Fatalf("a discovery error stopped the watch (%t) or dropped its policies (%v)", stopped, w.Policies())
+	}
+
+	answer, answerErr = map[string]adminKind{}, nil
+	w.syncKinds(context.Background())
+	if !stopped || len(w.watches) != 0 || len(w.current) != 0 {
+		t.Errorf("not stopped: stopped %t, watches %v, current %v", stopped, w.watches, w.current)
+	}
+	if got := w.Policies(); len(got) != 0 {
+		t.Errorf("policies of a kind no longer served: %v", got)
+	}
+	select {
+	case <-w.changed:
+	default:
+		t.Error("no change signalled")
+	}
+	if !w.synced() {
+		t.Error("not synced with nothing served")
+	}
+}

@@ -707,7 +707,7 @@ func (c *tctx) accidentalWaypoint(u *wpUse, principals []string, wpPods []*podIn
 		return
 	}
 	c.f.add(WaypointInPath, fmt.Sprintf("strict cannot keep its promise for waypoint %s: %s of NetworkPolicy %s %s the waypoint's own identity or address (its namespace %s, its principal or its pod IPs), so the pods' ztunnel admits whatever the waypoint forwards, from clients the NetworkPolicy denies; an L4 field that excludes it (notPrincipals) is outside what netpol2authz emits; narrow the peer, or stop the waypoint from serving these pods",
-		u.ref, nameList(paths), c.np.Name, plural(len(paths), "admits", "admit"), u.ref.ns), gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name))
+		u.ref, nameList(paths), c.np.Name, plural(len(paths), "admits", "admit"), u.ref.ns), append([]ObjectRef{gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(u.allPods())...)...)
 }
 
 // servicePolicyName names the policy bound to Service svc.

@@ -121,7 +121,9 @@ func newEngine(in Input) *engine {
 		}
 	}
 	admin := e.compileAdmin(in.Snapshot.AdminPolicies, keys)
+	addWaypointKeys(keys, in.Snapshot)
 	e.w = buildWorld(in.Snapshot, keys, extraNS)
+	e.waypointNotes(force)
 	e.np = newNPEval(e.w, e.nps)
 	if len(admin) > 0 {
 		e.admin = newAdminEval(e.w, admin)

@@ -59,10 +59,15 @@ var rank = map[translate.FindingType]int{
 	translate.AdminPolicyConflict:  12,
 	translate.AdminPolicyAllows:    13,
 	translate.AdminPolicyDenies:    14,
+	translate.WaypointInPath:       15,
 }
 
 // rankAdminOwn ranks verify's own admin explanations, after every finding.
-const rankAdminOwn = 15
+const rankAdminOwn = 16
+
+// waypointPeer is what IdentityPending names as the peer of a waypoint's
+// ServiceAccount: the label that brought it.
+const waypointPeer = labelUseWaypoint
 
 // explainers turns the findings of the translation into explainers, and
 // indexes them by destination class.
@@ -139,6 +144,16 @@ func (e *engine) explainers() (byDst map[int][]*explainer, anyDst []*explainer) 
 					continue
 				}
 				x.less, x.src, x.dsts, x.portsOf = true, e.identitySources(p.Identity), scope, np
+				if slices.Contains(p.Peers, waypointPeer) {
+					// A waypoint's ServiceAccount: every client that comes
+					// through it loses what the policy allows.
+					x.src = nil
+				}
+			case translate.WaypointInPath:
+				// Permissive errs on allowing, strict on denying, except
+				// where strict says it cannot keep its promise.
+				x.more = permissive || strings.Contains(f.Message, "strict cannot keep its promise")
+				x.less, x.dsts = !permissive, objDst
 			case translate.TargetNotInMesh:
 				x.more, x.dsts = true, objDst
 			case translate.AdminPolicyAllows, translate.AdminPolicyDenies, translate.AdminPolicyConflict:

@@ -237,7 +237,7 @@ authorizationPolicies:
 		`AuthorizationPolicy http: spec.rules[0]: port "http" is not a port number and matches nothing`,
 		"AuthorizationPolicy sni: spec.rules[0] uses fields TCP traffic does not carry (when request.headers[a]): Istio leaves them out for TCP, so this DENY rule matches more",
 		"AuthorizationPolicy sni: spec.rules[0]: verify does not evaluate condition connection.sni and treats it as matching",
-		"AuthorizationPolicy waypoint: it is bound with targetRefs to a gateway or waypoint, not to pods, so verify does not evaluate it",
+		"AuthorizationPolicy waypoint: it is bound with targetRefs to Service/shop/db, which no waypoint here serves (a gateway, or a Service without waypoint), so verify does not evaluate it",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("notes:\n%s\nwant:\n%s", join(got), join(want))

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 
@@ -244,6 +245,74 @@ func (g *gen) grow(c *testCluster) {
 			c.Options.MaxPortRange = g.pickInt(0, 50, 1024)
 		default:
 			c.Mesh.TrustDomain = g.pick("", "example.org")
+		}
+	}
+}
+
+// waypoints adds to c what puts waypoints in the paths: ambient
+// namespaces naming one, pods without sidecar (some naming one
+// themselves), Services over the pods' labels with numbered and named
+// target ports, Gateways of every traffic type (some without addresses,
+// some admitting other namespaces, one of another class) and their pods.
+func (g *gen) waypoints(c *testCluster) {
+	for _, name := range []string{"a", "b", "c"} {
+		ns := translate.Namespace{Name: name, Labels: map[string]string{"team": g.pick("x", "y")}}
+		if g.next()%4 != 0 {
+			ns.Labels["istio.io/dataplane-mode"] = "ambient"
+		}
+		if v := g.pick("wp", "wl", "all", "none", ""); v != "" {
+			ns.Labels[labelUseWaypoint] = v
+		}
+		ns.Annotations = map[string]string{translate.AnnotationFidelity: g.pick("strict", "permissive")}
+		c.Namespaces = append(c.Namespaces, ns)
+	}
+	for i := range c.Pods {
+		p := &c.Pods[i]
+		if g.next()%4 != 0 {
+			p.Sidecar = false
+		}
+		if g.next()%6 == 0 {
+			p.Labels = maps.Clone(p.Labels)
+			if p.Labels == nil {
+				p.Labels = map[string]string{}
+			}
+			p.Labels[labelUseWaypoint] = g.pick("wp", "wl", "all", "none")
+		}
+	}
+	for i := range 1 + g.next()%4 {
+		s := translate.Service{Namespace: g.pick("a", "b", "c"), Name: fmt.Sprintf("s%d", i),
+			Selector: map[string]string{g.pick("app", "role"): g.pick(genValues...)}}
+		if g.next()%3 == 0 {
+			s.Labels = map[string]string{labelUseWaypoint: g.pick("wp", "wl", "all", "none")}
+			if g.next()%4 == 0 {
+				s.Labels[labelUseWaypointNS] = g.pick("a", "b")
+			}
+		}
+		for range 1 + g.next()%2 {
+			sp := translate.ServicePort{Port: int32(g.pickInt(80, 8080, 9090, 8000)), Protocol: corev1.Protocol(g.pick("", "", "TCP", "UDP"))}
+			switch g.next() % 3 {
+			case 1:
+				sp.TargetPort = intstr.FromInt32(int32(g.pickInt(80, 8080, 9090)))
+			case 2:
+				sp.TargetPort = intstr.FromString(g.pick("http", "metrics"))
+			}
+			s.Ports = append(s.Ports, sp)
+		}
+		c.Services = append(c.Services, s)
+	}
+	for i := range 1 + g.next()%3 {
+		gw := translate.Gateway{Namespace: g.pick("a", "b"), Name: g.pick("wp", "wl", "all"),
+			ClassName: g.pick("istio-waypoint", "istio-waypoint", "istio-waypoint", "other"),
+			Addressed: g.next()%4 != 0, AttachFrom: g.pick("", "", "All")}
+		if v := g.pick("", "service", "workload", "all", "none"); v != "" {
+			gw.Labels = map[string]string{labelWaypointFor: v}
+		}
+		c.Gateways = append(c.Gateways, gw)
+		for k := range g.next() % 2 {
+			c.Pods = append(c.Pods, translate.Pod{Namespace: gw.Namespace, Name: fmt.Sprintf("%s-%d-%d", gw.Name, i, k),
+				Labels:         map[string]string{labelGatewayName: gw.Name, "istio.io/dataplane-mode": "none"},
+				ServiceAccount: g.pick(gw.Name, gw.Name, "a"), Phase: corev1.PodRunning,
+				IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(9 + g.next()%3)})})
 		}
 	}
 }

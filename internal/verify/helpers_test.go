@@ -30,6 +30,8 @@ type testCluster struct {
 	// AdminPolicies are admin network policy manifests of any kind.
 	AdminPolicies []json.RawMessage `json:"adminPolicies"`
 	admin         []adminpolicy.Policy
+	Services      []translate.Service `json:"services"`
+	Gateways      []translate.Gateway `json:"gateways"`
 }
 
 func readCluster(t testing.TB, text string) testCluster {
@@ -54,7 +56,8 @@ func readCluster(t testing.TB, text string) testCluster {
 }
 
 func (c testCluster) snapshot() translate.Snapshot {
-	return translate.Snapshot{Namespaces: c.Namespaces, Pods: c.Pods, NetworkPolicies: c.NetworkPolicies, Mesh: c.Mesh, Approvals: c.Approvals, AdminPolicies: c.admin}
+	return translate.Snapshot{Namespaces: c.Namespaces, Pods: c.Pods, NetworkPolicies: c.NetworkPolicies, Mesh: c.Mesh, Approvals: c.Approvals, AdminPolicies: c.admin,
+		Services: c.Services, Gateways: c.Gateways}
 }
 
 // existing is an Input checking the cluster's AuthorizationPolicies.

@@ -27,9 +27,11 @@ type authz struct {
 	sel labels.Selector
 	// root: in the root namespace, so it applies in every namespace.
 	root bool
-	// ignored: bound with targetRefs to gateways or waypoints, which are
-	// not pods verify checks.
+	// ignored: bound with targetRefs to gateways or waypoints, not to
+	// pods: it applies where a waypoint serves one of targets.
 	ignored bool
+	// targets are its targetRefs, as "Kind/namespace/name".
+	targets []string
 	rules   []authzRule
 }
 
@@ -81,9 +83,14 @@ func compileAuthz(ap *securityv1.AuthorizationPolicy, rootNamespace string) (*au
 	var notes []string
 	note := func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
 	if spec.GetTargetRef() != nil || len(spec.GetTargetRefs()) > 0 {
+		// Where a waypoint serves a target, it evaluates the rules with
+		// the client's identity; the engine notes those no waypoint serves.
 		a.ignored = true
-		note("it is bound with targetRefs to a gateway or waypoint, not to pods, so verify does not evaluate it")
-		return a, notes
+		for _, t := range append(spec.GetTargetRefs(), spec.GetTargetRef()) {
+			if t != nil {
+				a.targets = append(a.targets, t.GetKind()+"/"+ap.Namespace+"/"+t.GetName())
+			}
+		}
 	}
 	if ml := spec.GetSelector().GetMatchLabels(); len(ml) > 0 {
 		a.sel = labels.SelectorFromSet(ml)
@@ -293,11 +300,16 @@ type istioEval struct {
 	root     []*authz
 	// fields caches the source classes one field matches.
 	fields map[string]bitset
+	// byTarget lists the policies bound with targetRefs, by target.
+	byTarget map[string][]*authz
 }
 
 func newIstioEval(w *world, policies []*authz) *istioEval {
-	e := &istioEval{w: w, policies: policies, byNS: map[string][]*authz{}, fields: map[string]bitset{}}
+	e := &istioEval{w: w, policies: policies, byNS: map[string][]*authz{}, fields: map[string]bitset{}, byTarget: map[string][]*authz{}}
 	for _, a := range policies {
+		for _, t := range a.targets {
+			e.byTarget[t] = append(e.byTarget[t], a)
+		}
 		if a.ignored || a.action == secv1beta1.AuthorizationPolicy_AUDIT {
 			continue
 		}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	secv1beta1 "istio.io/api/security/v1beta1"
@@ -201,4 +202,111 @@ func (e *engine) refMatch(f srcField, pat string, p *podInfo, sidecar bool) bool
 		return ok && inPrefix(p.addr, prefix)
 	}
 	return false
+}
+
+// refIstioPaths: Istio semantics over every path from src to dst on port
+// p (docs/verify.md#waypoints), pod by pod: whether some path, and every
+// path, lets the connection through.
+func (e *engine) refIstioPaths(ev *istioEval, src, dst *podInfo, p int32, enforcedOnly bool) (some, every bool) {
+	direct := e.refIstio(ev, src, dst, p, enforcedOnly)
+	if e.w.wp == nil || !src.inMesh || !dst.inMesh || dst.pod.Sidecar || !dst.ns.ambient {
+		return direct, direct
+	}
+	some, every = false, true
+	path := func(s, a bool) { some, every = some || s, every && a }
+	if v := e.w.useWaypoint(dst.labels, dst.ns, true); v != nil {
+		path(e.refThrough(ev, src, dst, v, []string{v.key()}, p, p, enforcedOnly))
+	} else {
+		path(direct, direct)
+	}
+	for _, s := range e.w.wp.services[dst.ns.name] {
+		if s.sel == nil || !s.sel.Matches(dst.labels) {
+			continue
+		}
+		for _, sp := range s.svc.Ports {
+			if sp.Protocol != "" && sp.Protocol != "TCP" {
+				continue
+			}
+			target := []int32{sp.Port}
+			switch {
+			case sp.TargetPort.StrVal != "":
+				target = namedPorts(dst.pod)[sp.TargetPort.StrVal]
+			case sp.TargetPort.IntVal != 0:
+				target = []int32{sp.TargetPort.IntVal}
+			}
+			if !slices.Contains(target, p) {
+				continue
+			}
+			if s.wp == nil {
+				path(direct, direct)
+				continue
+			}
+			path(e.refThrough(ev, src, dst, s.wp, []string{s.key(), s.wp.key()}, sp.Port, p, enforcedOnly))
+		}
+	}
+	return some, every
+}
+
+// refThrough: the policies bound to keys at waypoint v, with the client's
+// identity on port sport, then dst's ztunnel with each identity of v on
+// port p.
+func (e *engine) refThrough(ev *istioEval, src, dst *podInfo, v *vWaypoint, keys []string, sport, p int32, enforcedOnly bool) (some, every bool) {
+	allowPolicies, allowed, denied := false, false, false
+	for _, k := range keys {
+		for _, a := range ev.byTarget[k] {
+			if (enforcedOnly && a.dryRun) || (a.action != secv1beta1.AuthorizationPolicy_ALLOW && a.action != secv1beta1.AuthorizationPolicy_DENY) {
+				continue
+			}
+			if a.action == secv1beta1.AuthorizationPolicy_ALLOW {
+				allowPolicies = true
+			}
+			for i := range a.rules {
+				r := &a.rules[i]
+				if r.skip || !r.ports.contains(sport) || !e.refSource(r, src, true) {
+					continue
+				}
+				if a.action == secv1beta1.AuthorizationPolicy_DENY {
+					denied = true
+				} else {
+					allowed = true
+				}
+			}
+		}
+	}
+	if denied || (allowPolicies && !allowed) {
+		return false, false
+	}
+	every = true
+	for _, id := range v.ids {
+		ok := e.refIdentity(ev, id, dst, p, enforcedOnly)
+		some, every = some || ok, every && ok
+	}
+	return some, every
+}
+
+// refIdentity: dst's selector-bound policies for a waypoint's identity.
+func (e *engine) refIdentity(ev *istioEval, id wpIdentity, dst *podInfo, p int32, enforcedOnly bool) bool {
+	allowPolicies, allowed := false, false
+	for _, a := range ev.policies {
+		if a.ignored || (enforcedOnly && a.dryRun) || (a.action != secv1beta1.AuthorizationPolicy_ALLOW && a.action != secv1beta1.AuthorizationPolicy_DENY) {
+			continue
+		}
+		if !(a.root || a.ref.Namespace == dst.ns.name) || !(a.sel == nil || a.sel.Matches(dst.labels)) {
+			continue
+		}
+		if a.action == secv1beta1.AuthorizationPolicy_ALLOW {
+			allowPolicies = true
+		}
+		for i := range a.rules {
+			r := &a.rules[i]
+			if r.skip || !r.ports.contains(p) || !e.ruleMatchesIdentity(r, id) {
+				continue
+			}
+			if a.action == secv1beta1.AuthorizationPolicy_DENY {
+				return false
+			}
+			allowed = true
+		}
+	}
+	return allowed || !allowPolicies
 }

@@ -89,10 +89,12 @@ func Verify(in Input) Result {
 type dstAt struct {
 	np          *npAt
 	force, base *istioAt
+	// wp: the paths to d that pass a waypoint; nil when none does.
+	wp *wpAt
 }
 
 func (e *engine) evaluate(d *dstClass) *dstAt {
-	a := &dstAt{np: e.np.at(d), force: e.force.at(d)}
+	a := &dstAt{np: e.np.at(d), force: e.force.at(d), wp: e.waypointsAt(d)}
 	if e.base != nil {
 		a.base = e.base.at(d)
 	}
@@ -108,6 +110,9 @@ type scratch struct {
 	baseAllow, baseDeny         bitset
 	diff, rest, same, part, amb bitset
 	dry                         bitset
+	// With waypoints, allow, enfAllow and baseAllow are what some path
+	// allows; these what every path allows.
+	allowAll, enfAll, baseAll, tmp bitset
 }
 
 func (e *engine) newScratch() *scratch {
@@ -116,6 +121,7 @@ func (e *engine) newScratch() *scratch {
 		npStrict: n(), npLoose: n(), npEgress: n(), egLoose: n(),
 		allow: n(), deny: n(), enfAllow: n(), enfDeny: n(),
 		baseAllow: n(), baseDeny: n(), diff: n(), rest: n(), same: n(), part: n(), amb: n(), dry: n(),
+		allowAll: n(), enfAll: n(), baseAll: n(), tmp: n(),
 	}
 }
 
@@ -126,6 +132,18 @@ func (e *engine) checkDestination(d *dstClass, at *dstAt, explainers []*explaine
 	sets := append(npAt.portSets(), forceAt.portSets()...)
 	if baseAt != nil {
 		sets = append(sets, baseAt.portSets()...)
+	}
+	if at.wp != nil {
+		sets = append(sets, at.wp.ports)
+	}
+	// paths turns a direct verdict into what some path (in place) and
+	// every path (all) allow.
+	paths := func(ev *istioEval, ia *istioAt, p int32, enforcedOnly bool, direct, all bitset) {
+		if at.wp == nil {
+			all.copyFrom(direct)
+			return
+		}
+		e.pathVerdict(ev, ia, at.wp, p, enforcedOnly, direct, all, s.tmp)
 	}
 	explPorts := map[*netpol]portSet{}
 	for _, x := range explainers {
@@ -150,15 +168,24 @@ func (e *engine) checkDestination(d *dstClass, at *dstAt, explainers []*explaine
 			s.npLoose.copyFrom(s.npStrict)
 		}
 		e.force.verdict(forceAt, p, false, s.allow, s.deny)
+		paths(e.force, forceAt, p, false, s.allow, s.allowAll)
 		// Dry-run: which verdicts change once dry-run policies count.
 		e.force.verdict(forceAt, p, true, s.enfAllow, s.enfDeny)
+		paths(e.force, forceAt, p, true, s.enfAllow, s.enfAll)
 		s.dry.copyFrom(s.allow)
 		xor(s.dry, s.enfAllow)
+		s.tmp.copyFrom(s.allowAll)
+		xor(s.tmp, s.enfAll)
+		s.dry.or(s.tmp)
 		s.same.copyFrom(e.w.allSrc)
 		if baseAt != nil {
 			e.base.verdict(baseAt, p, false, s.baseAllow, s.baseDeny)
+			paths(e.base, baseAt, p, false, s.baseAllow, s.baseAll)
 			xor(s.same, s.baseAllow)
 			xor(s.same, s.allow)
+			s.tmp.copyFrom(s.baseAll)
+			xor(s.tmp, s.allowAll)
+			s.same.andNot(s.tmp)
 			s.same.and(e.w.allSrc)
 		}
 		s.amb.copyFrom(s.npLoose)
@@ -170,7 +197,7 @@ func (e *engine) checkDestination(d *dstClass, at *dstAt, explainers []*explaine
 				s.diff.andNot(s.npStrict)
 			} else {
 				s.diff.copyFrom(s.npLoose)
-				s.diff.andNot(s.allow)
+				s.diff.andNot(s.allowAll)
 			}
 			if s.diff.empty() {
 				continue

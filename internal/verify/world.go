@@ -53,6 +53,11 @@ type world struct {
 	extFirst int
 	// podByRef finds a pod by the ObjectRef a finding names it with.
 	podByRef map[string][]*podInfo
+	// meshSrc has the source classes with a mesh identity: only they
+	// use waypoints.
+	meshSrc bitset
+	// wp is the snapshot's Services and waypoints.
+	wp *waypoints
 }
 
 type nsInfo struct {
@@ -235,6 +240,15 @@ func buildWorld(s translate.Snapshot, keys *classKeys, extraNamespaces []string)
 	w.extSrc = w.newSrcSet()
 	for i := w.extFirst; i < len(w.srcs); i++ {
 		w.extSrc.set(i)
+	}
+	w.meshSrc = w.newSrcSet()
+	for i, c := range w.srcs {
+		if c.inMesh {
+			w.meshSrc.set(i)
+		}
+	}
+	if len(s.Services) > 0 || len(s.Gateways) > 0 {
+		w.buildWaypoints(s)
 	}
 	return w
 }

@@ -68,6 +68,10 @@ var translateCases = map[string]goldenCase{
 	// selectors now resolve; they are left out and reported
 	// IdentityPending, which --fail-on warning fails CI on.
 	"identity-review": {args: []string{"-f", "in", "--fail-on", "warning"}, exit: ExitFindings},
+	// Ambient with a waypoint for the namespace's Services: each
+	// NetworkPolicy gets a policy bound to its pods' Service (the clients,
+	// on the service port) and the waypoint's principal at ztunnel.
+	"waypoint": {args: []string{"-f", "in"}, exit: ExitOK},
 	// The same input with --identity follow: every resolved identity is in.
 	"identity-follow": {args: []string{"-f", "../identity-review/in", "--fail-on", "warning", "--identity", "follow"}, exit: ExitOK},
 	// An IdentityApproval listing what is not an identity, and a short

@@ -55,6 +55,13 @@ var verifyCases = map[string]goldenCase{
 	// api's policy written by hand without the excepts: the excepted
 	// ranges reach api:8443, unexplained.
 	"existing-external": {args: []string{"-f", "../external/in", "-f", "in", "--existing"}, exit: ExitUnexplained},
+	// Ambient with a waypoint: the generated policies allow exactly what
+	// the NetworkPolicies allow, through the waypoint and around it.
+	"waypoint": {args: []string{"-f", "../../translate/waypoint/in"}, exit: ExitOK},
+	// The policies generated before the waypoint was added list the
+	// clients only: ztunnel sees the waypoint on the Services' paths and
+	// denies them, unexplained.
+	"existing-waypoint": {args: []string{"-f", "../../translate/waypoint/in", "-f", "in", "--existing"}, exit: ExitUnexplained},
 	"broken-input":      {args: []string{"-f", "in"}, exit: ExitBadInput},
 	"usage-no-input":    {args: []string{"--existing"}, exit: ExitUsage},
 	"usage-both-inputs": {args: []string{"-f", "in", "--kubeconfig", "kubeconfig"}, exit: ExitUsage},

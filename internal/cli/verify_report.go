@@ -83,6 +83,8 @@ type differenceReport struct {
 	Explanation           *explanationReport `json:"explanation"`
 	NetworkPolicies       []verify.PolicyRef `json:"networkPolicies"`
 	AuthorizationPolicies []verify.PolicyRef `json:"authorizationPolicies"`
+	// Waypoints some of these connections pass; absent when none.
+	Waypoints []verify.WaypointPath `json:"waypoints,omitempty"`
 }
 
 type explanationReport struct {
@@ -124,6 +126,7 @@ func buildVerifyReport(c *verifyConfig, in inputReport, mesh meshReport, loaded 
 			Explained: d.Explained, Direction: string(d.Direction), DryRun: d.DryRun, Deviates: d.Deviates,
 			Destinations: d.Destinations, Sources: d.Sources, Connections: d.Connections,
 			NetworkPolicies: nonNil(d.NetworkPolicies), AuthorizationPolicies: nonNil(d.AuthorizationPolicies),
+			Waypoints: d.Waypoints,
 		}
 		for _, p := range d.Ports {
 			dr.Ports = append(dr.Ports, p.String())
@@ -281,6 +284,13 @@ func writeDifference(b *strings.Builder, n int, d differenceReport, ref int) {
 	}
 	if d.Deviates {
 		field("deviates: ", "the policies netpol2authz generates would decide this differently")
+	}
+	for _, w := range d.Waypoints {
+		checks := "no policy bound to them: it lets every client through"
+		if len(w.Policies) > 0 {
+			checks = "checks " + strings.Join(w.Policies, ", ") + " with the client's identity"
+		}
+		field("waypoint: ", fmt.Sprintf("%s for %s (%s); the pods' ztunnel then sees %s", w.Waypoint, strings.Join(w.Via, ", "), checks, strings.Join(w.Principals, ", ")))
 	}
 	if d.Explained {
 		return

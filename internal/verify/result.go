@@ -123,6 +123,25 @@ type Difference struct {
 	// (egress); AuthorizationPolicies that apply to the destinations.
 	NetworkPolicies       []PolicyRef
 	AuthorizationPolicies []PolicyRef
+	// Waypoints are the waypoints some of these connections pass
+	// (docs/verify.md#waypoints), sorted.
+	Waypoints []WaypointPath
+}
+
+// WaypointPath is a waypoint in the path of a difference's connections:
+// the policies it applies with the client's identity, and the identities
+// the destination's ztunnel sees instead of the client's.
+type WaypointPath struct {
+	// Waypoint is "namespace/name" of its Gateway.
+	Waypoint string `json:"waypoint"`
+	// Via lists the traffic that passes it: "Service NS/NAME port N", or
+	// "pod IP".
+	Via []string `json:"via"`
+	// Policies are "namespace/name" of the AuthorizationPolicies bound to
+	// those Services or its Gateway, sorted.
+	Policies []string `json:"policies"`
+	// Principals are the waypoint's identities at ztunnel, sorted.
+	Principals []string `json:"principals"`
 }
 
 // PodSet is a set of pods, written compactly: the namespaces whose every

@@ -462,6 +462,7 @@ func (e *engine) differences(g *grouper, ats []*dstAt) []Difference {
 		d.Destinations = e.podSet(slices.Values(grp.dsts), dsts.has, e.w.dstByNS, func(i int) []*podInfo { return e.w.dsts[i].pods })
 		d.Connections = int64(d.Sources.Count) * int64(d.Destinations.Count)
 		d.NetworkPolicies, d.AuthorizationPolicies = e.policiesOf(grp, ats)
+		d.Waypoints = e.waypointsOf(grp, ats)
 		out[i] = d
 	})
 	slices.SortFunc(out, compareDifference)

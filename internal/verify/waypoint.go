@@ -2,6 +2,8 @@ package verify
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -432,4 +434,58 @@ func (e *engine) waypointNotes(policies []*authz) {
 			e.note("AuthorizationPolicy", a.ref, "it is bound with targetRefs to "+strings.Join(a.targets, ", ")+", which no waypoint here serves (a gateway, or a Service without waypoint), so verify does not evaluate it")
 		}
 	}
+}
+
+// waypointsOf lists the waypoints in the paths of a group's connections.
+func (e *engine) waypointsOf(grp *group, ats []*dstAt) []WaypointPath {
+	byName := map[string]*WaypointPath{}
+	add := func(v *vWaypoint, via string, keys []string) {
+		name := v.ns + "/" + v.name
+		wp := byName[name]
+		if wp == nil {
+			wp = &WaypointPath{Waypoint: name, Via: []string{}, Policies: []string{}, Principals: []string{}}
+			for _, id := range v.ids {
+				wp.Principals = append(wp.Principals, id.principal)
+			}
+			byName[name] = wp
+		}
+		wp.Via = append(wp.Via, via)
+		for _, k := range keys {
+			for _, a := range e.force.byTarget[k] {
+				wp.Policies = append(wp.Policies, a.ref.String())
+			}
+		}
+	}
+	for _, di := range grp.dsts {
+		wa := ats[di].wp
+		if wa == nil {
+			continue
+		}
+		if wa.podIP != nil {
+			add(wa.podIP, "pod IP", []string{wa.podIP.key()})
+		}
+		for p, paths := range wa.paths {
+			if !grp.ports.contains(p) {
+				continue
+			}
+			for _, sp := range paths {
+				if sp.svc.wp != nil {
+					add(sp.svc.wp, fmt.Sprintf("Service %s/%s port %d", sp.svc.svc.Namespace, sp.svc.svc.Name, sp.port), []string{sp.svc.key(), sp.svc.wp.key()})
+				}
+			}
+		}
+	}
+	out := make([]WaypointPath, 0, len(byName))
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		wp := byName[name]
+		for _, l := range []*[]string{&wp.Via, &wp.Policies, &wp.Principals} {
+			slices.Sort(*l)
+			*l = slices.Compact(*l)
+		}
+		out = append(out, *wp)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -131,10 +131,14 @@ type waypointIndex struct {
 	// NetworkPolicies there (translated or not).
 	isolating map[string][]labels.Selector
 	podBind   map[*podInfo]*binding
+	// labelled holds the namespaces with a Service that names a
+	// waypoint.
+	labelled map[string]bool
 }
 
 func (idx *index) buildWaypoints(s Snapshot) {
-	w := &waypointIndex{services: map[string][]*svcInfo{}, gateways: map[waypointRef]*Gateway{}, isolating: map[string][]labels.Selector{}, podBind: map[*podInfo]*binding{}}
+	w := &waypointIndex{services: map[string][]*svcInfo{}, gateways: map[waypointRef]*Gateway{}, isolating: map[string][]labels.Selector{},
+		podBind: map[*podInfo]*binding{}, labelled: map[string]bool{}}
 	idx.wp = w
 	svcs := make([]*Service, 0, len(s.Services))
 	for i := range s.Services {
@@ -157,6 +161,9 @@ func (idx *index) buildWaypoints(s Snapshot) {
 			si.sel = labels.SelectorFromSet(svc.Selector)
 		}
 		w.services[svc.Namespace] = append(w.services[svc.Namespace], si)
+		if _, ok := svc.Labels[LabelUseWaypoint]; ok {
+			w.labelled[svc.Namespace] = true
+		}
 	}
 	for i := range s.Gateways {
 		g := &s.Gateways[i]
@@ -353,7 +360,8 @@ type waypointPlan struct {
 // planWaypoints finds the waypoints the selected ambient pods use, and
 // reports the labels that name one without effect. nil when none.
 func (c *tctx) planWaypoints(selected []*podInfo) *waypointPlan {
-	if len(c.idx.wp.gateways) == 0 && len(c.idx.wp.services) == 0 && !hasWaypointLabels(c.ns, selected) {
+	// Without a Gateway, only labels naming one are worth a finding.
+	if len(c.idx.wp.gateways) == 0 && !c.idx.wp.labelled[c.ns.name] && !hasWaypointLabels(c.ns, selected) {
 		return nil
 	}
 	plan := &waypointPlan{svcUse: map[*svcInfo]*wpUse{}}

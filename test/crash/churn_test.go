@@ -139,13 +139,13 @@ func (c *churn) track(obj client.Object) {
 // the object is gone or was changed meanwhile (by the operator: an owned
 // object), which skips the change.
 func (c *churn) update(obj client.Object, change func()) bool {
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); apierrors.IsNotFound(err) {
+	err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	if apierrors.IsNotFound(err) {
 		return false
-	} else {
-		Expect(err).NotTo(HaveOccurred())
 	}
+	Expect(err).NotTo(HaveOccurred())
 	change()
-	err := k8s.Update(ctx, obj)
+	err = k8s.Update(ctx, obj)
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 		return false
 	}
@@ -593,11 +593,11 @@ func (c *churn) approve() bool {
 	err := k8s.Get(ctx, client.ObjectKeyFromObject(a), a)
 	if apierrors.IsNotFound(err) {
 		a.Spec.Identities = []string{id}
-		if err := k8s.Create(ctx, a); apierrors.IsAlreadyExists(err) {
+		err := k8s.Create(ctx, a)
+		if apierrors.IsAlreadyExists(err) {
 			return false
-		} else {
-			Expect(err).NotTo(HaveOccurred())
 		}
+		Expect(err).NotTo(HaveOccurred())
 		c.track(a)
 		return true
 	}

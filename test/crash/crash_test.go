@@ -13,10 +13,10 @@ import (
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 )
 
-// The churn of a crash round lasts churnMin plus up to churnSpread.
+// The churn of a crash round lasts churnAtLeast plus up to churnSpread.
 const (
-	churnMin    = 3 * time.Second
-	churnSpread = 3 * time.Second
+	churnAtLeast = 3 * time.Second
+	churnSpread  = 3 * time.Second
 )
 
 // runs numbers the specs that make namespaces of their own, so that no
@@ -57,7 +57,7 @@ var _ = Describe("Crash consistency", Ordered, func() {
 			// In half the rounds the last kill falls in the churn's last
 			// second, so that the churn often ends while the operator is
 			// down: then only its start can catch up with what it missed.
-			churnFor := churnMin + time.Duration(r.Int64N(int64(churnSpread)))
+			churnFor := churnAtLeast + time.Duration(r.Int64N(int64(churnSpread)))
 			start := time.Now()
 			var kills []time.Time
 			for range 1 + r.IntN(2) {

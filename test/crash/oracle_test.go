@@ -199,11 +199,24 @@ func owned(obj metav1.Object) bool {
 func (o *offline) differences() []string {
 	var diffs []string
 	problem := func(format string, args ...any) { diffs = append(diffs, fmt.Sprintf(format, args...)) }
+	unowned, conflicts := o.policyDifferences(problem)
+	o.translationDifferences(problem, unowned, conflicts)
+	for _, k := range slices.Sorted(maps.Keys(o.approvals)) {
+		if a := o.approvals[k]; owned(a) && o.policies[k] == nil {
+			problem("IdentityApproval %s: the operator's record of a NetworkPolicy that is gone", k)
+		}
+	}
+	return diffs
+}
 
+// policyDifferences compares the AuthorizationPolicies; it returns those
+// the operator does not own, and the number of names they hold for each
+// NetworkPolicy.
+func (o *offline) policyDifferences(problem func(string, ...any)) (unowned map[string]bool, conflicts map[string]int) {
 	var apList securityv1.AuthorizationPolicyList
 	Expect(k8s.List(ctx, &apList)).To(Succeed())
 	generated := map[string]*securityv1.AuthorizationPolicy{}
-	unowned := map[string]bool{}
+	unowned = map[string]bool{}
 	for _, ap := range apList.Items {
 		if owned(ap) {
 			generated[key(ap)] = ap
@@ -211,7 +224,7 @@ func (o *offline) differences() []string {
 			unowned[key(ap)] = true
 		}
 	}
-	conflicts := map[string]int{} // NetworkPolicy → names held by others
+	conflicts = map[string]int{} // NetworkPolicy → names held by others
 	for k, want := range o.aps {
 		if unowned[k] {
 			conflicts[want.Namespace+"/"+want.Annotations[translate.AnnotationSourcePolicy]]++
@@ -244,7 +257,12 @@ func (o *offline) differences() []string {
 			problem("AuthorizationPolicy %s: generated, but translate does not generate it (NetworkPolicy %s)", k, generated[k].Annotations[translate.AnnotationSourcePolicy])
 		}
 	}
+	return unowned, conflicts
+}
 
+// translationDifferences compares the NetworkPolicyTranslations, and the
+// IdentityApprovals of NetworkPolicies translated in review mode.
+func (o *offline) translationDifferences(problem func(string, ...any), unowned map[string]bool, conflicts map[string]int) {
 	var npts policyv1alpha1.NetworkPolicyTranslationList
 	Expect(k8s.List(ctx, &npts)).To(Succeed())
 	status := map[string]*policyv1alpha1.NetworkPolicyTranslation{}
@@ -323,12 +341,6 @@ func (o *offline) differences() []string {
 			problem("NetworkPolicyTranslation %s: exists, but its NetworkPolicy is not translated (gone, or its namespace opted out)", k)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(o.approvals)) {
-		if a := o.approvals[k]; owned(a) && o.policies[k] == nil {
-			problem("IdentityApproval %s: the operator's record of a NetworkPolicy that is gone", k)
-		}
-	}
-	return diffs
 }
 
 // listDiff says how got differs from want: what is missing, what is

@@ -244,7 +244,7 @@ func parseMetrics(body []byte) (metrics, error) {
 			continue
 		}
 		s := sample{labels: map[string]string{}}
-		rest := l
+		var rest string
 		if i := strings.IndexByte(l, '{'); i >= 0 {
 			j := strings.LastIndexByte(l, '}')
 			if j < i {

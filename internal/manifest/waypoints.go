@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
-	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,9 +16,6 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
-// hboneProtocol is the protocol of a waypoint's listener.
-const hboneProtocol = "HBONE"
-
 // readService reads a Service: which pods it selects, its ports and its
 // waypoint labels (docs/translation.md#waypoints).
 func (l *loader) readService(p place, data []byte) []fieldError {
@@ -27,13 +23,8 @@ func (l *loader) readService(p place, data []byte) []fieldError {
 	if errs := l.decode(p, data, svc, func() field.ErrorList { return validateService(svc) }); len(errs) > 0 {
 		return errs
 	}
-	out := translate.Service{
-		Namespace: p.namespace, Name: svc.Name,
-		Labels: maps.Clone(svc.Labels), Selector: maps.Clone(svc.Spec.Selector),
-	}
-	for _, sp := range svc.Spec.Ports {
-		out.Ports = append(out.Ports, translate.ServicePort{Name: sp.Name, Port: sp.Port, TargetPort: sp.TargetPort, Protocol: sp.Protocol})
-	}
+	out := translate.ServiceOf(svc)
+	out.Namespace = p.namespace
 	l.services = append(l.services, out)
 	return nil
 }
@@ -84,26 +75,12 @@ func readGateway[T any](toV1 func(*T) *gatewayv1.Gateway) func(*loader, place, [
 		if errs := l.decode(p, data, obj, func() field.ErrorList { return validateGateway(gw) }); len(errs) > 0 {
 			return errs
 		}
-		out := translate.Gateway{
-			Namespace: p.namespace, Name: gw.Name, ClassName: string(gw.Spec.GatewayClassName),
-			Labels: maps.Clone(gw.Labels), Annotations: maps.Clone(gw.Annotations),
-			// A manifest without status is one to apply: istiod gives it
-			// addresses once its pods are ready, so it counts as a
-			// waypoint. A status read from a cluster says what is.
-			Addressed: !hasStatus(data) || len(gw.Status.Addresses) > 0,
-		}
-		for _, ln := range gw.Spec.Listeners {
-			if ln.Protocol != hboneProtocol {
-				continue
-			}
-			if ns := ln.AllowedRoutes; ns != nil && ns.Namespaces != nil {
-				if ns.Namespaces.From != nil {
-					out.AttachFrom = string(*ns.Namespaces.From)
-				}
-				out.AttachSelector = ns.Namespaces.Selector
-			}
-			break
-		}
+		out := translate.GatewayOf(gw)
+		out.Namespace = p.namespace
+		// A manifest without status is one to apply: istiod gives it
+		// addresses once its pods are ready, so it counts as a waypoint.
+		// A status read from a cluster says what is.
+		out.Addressed = !hasStatus(data) || out.Addressed
 		l.gateways = append(l.gateways, out)
 		return nil
 	}

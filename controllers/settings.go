@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/yaml"
 
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
@@ -18,14 +17,13 @@ import (
 // Mesh config: the ConfigMap "istio", key "mesh", in Istio's control-plane
 // namespace.
 const (
-	MeshConfigMapName = "istio"
-	MeshConfigKey     = "mesh"
+	MeshConfigMapName = translate.MeshConfigMapName
+	MeshConfigKey     = translate.MeshConfigKey
 	// DefaultIstioNamespace is Istio's control-plane namespace unless the
 	// --istio-namespace flag says otherwise.
-	DefaultIstioNamespace = "istio-system"
+	DefaultIstioNamespace = translate.DefaultIstioNamespace
 	// LeaderElectionID names the Lease replicas elect their leader with.
-	LeaderElectionID   = "netpol2authz.netpol2authz.io"
-	defaultTrustDomain = "cluster.local"
+	LeaderElectionID = "netpol2authz.netpol2authz.io"
 )
 
 // Settings are the operator's flags that shape translations.
@@ -61,19 +59,14 @@ func (s Settings) TranslateOptions() translate.Options {
 	return translate.Options{RequireOptIn: true, MaxPortRange: s.MaxPortRange}
 }
 
-// meshConfig is the part of Istio's MeshConfig that changes a translation.
-type meshConfig struct {
-	TrustDomain   string `json:"trustDomain,omitempty"`
-	RootNamespace string `json:"rootNamespace,omitempty"`
-}
-
-// Mesh resolves the mesh settings: a flag wins over the mesh ConfigMap, which
-// wins over the defaults (cluster.local; the root namespace is the Istio
+// Mesh resolves the mesh settings as the offline commands do
+// (translate.ResolveMesh): a flag wins over the mesh ConfigMap, which wins
+// over the defaults (cluster.local; the root namespace is the Istio
 // namespace). It reads the ConfigMap through r, the manager's cache, which
 // holds only that one object. A mesh config that does not parse is an error:
 // guessing the trust domain would write principals that match nobody.
 func (s Settings) Mesh(ctx context.Context, r client.Reader) (translate.MeshSettings, error) {
-	var mc meshConfig
+	var mc translate.MeshConfig
 	cm := &corev1.ConfigMap{}
 	key := client.ObjectKey{Namespace: s.istioNamespace(), Name: MeshConfigMapName}
 	switch err := r.Get(ctx, key, cm); {
@@ -81,14 +74,12 @@ func (s Settings) Mesh(ctx context.Context, r client.Reader) (translate.MeshSett
 	case err != nil:
 		return translate.MeshSettings{}, fmt.Errorf("reading mesh config ConfigMap %s: %w", key, err)
 	default:
-		if err := yaml.Unmarshal([]byte(cm.Data[MeshConfigKey]), &mc); err != nil {
+		var err error
+		if mc, err = translate.ParseMeshConfig(cm.Data[MeshConfigKey]); err != nil {
 			// Terminal: retrying cannot help; a change of the ConfigMap
 			// enqueues every policy again.
 			return translate.MeshSettings{}, reconcile.TerminalError(fmt.Errorf("parsing key %q of mesh config ConfigMap %s: %w", MeshConfigKey, key, err))
 		}
 	}
-	return translate.MeshSettings{
-		TrustDomain:   cmp.Or(s.TrustDomain, mc.TrustDomain, defaultTrustDomain),
-		RootNamespace: cmp.Or(s.RootNamespace, mc.RootNamespace, s.istioNamespace()),
-	}, nil
+	return translate.ResolveMesh(translate.MeshOverrides{TrustDomain: s.TrustDomain, RootNamespace: s.RootNamespace, IstioNamespace: s.IstioNamespace}, mc).MeshSettings, nil
 }

@@ -23,7 +23,7 @@ const (
 )
 
 // DefaultTrustDomain is Istio's default trust domain.
-const DefaultTrustDomain = "cluster.local"
+const DefaultTrustDomain = translate.DefaultTrustDomain
 
 const translateUsage = `Usage: netpol2authz translate -f PATH [-f PATH...] [flags]
 
@@ -314,13 +314,6 @@ type meshReport struct {
 	MeshConfig string `json:"meshConfig,omitempty"`
 }
 
-// Sources of a mesh setting, in order of precedence.
-const (
-	sourceFlag       = "flag"
-	sourceMeshConfig = "mesh config"
-	sourceDefault    = "default"
-)
-
 // printLoadError writes every problem of a failed manifest load.
 func printLoadError(stderr io.Writer, err error) {
 	fmt.Fprintf(stderr, "error: cannot read the input:\n")
@@ -345,26 +338,23 @@ func (c *translateConfig) meshSettings(loaded *manifest.Result) meshReport {
 	return meshFlags{c.trustDomain, c.rootNamespace, c.istioNamespace, c.set}.resolve(loaded.Mesh)
 }
 
+// resolve applies the operator's precedence (translate.ResolveMesh); flags
+// given empty are refused before.
 func (c meshFlags) resolve(mc manifest.MeshConfig) meshReport {
-	m := meshReport{IstioNamespace: c.istioNamespace, MeshConfig: mc.Origin}
-	switch {
-	case c.set["trust-domain"]:
-		m.TrustDomain, m.TrustDomainSource = c.trustDomain, sourceFlag
-	case mc.TrustDomain != "":
-		m.TrustDomain, m.TrustDomainSource = mc.TrustDomain, sourceMeshConfig
-	default:
-		m.TrustDomain, m.TrustDomainSource = DefaultTrustDomain, sourceDefault
+	var flags translate.MeshOverrides
+	if c.set["trust-domain"] {
+		flags.TrustDomain = c.trustDomain
 	}
-	switch {
-	case c.set["root-namespace"]:
-		m.RootNamespace, m.RootNamespaceSource = c.rootNamespace, sourceFlag
-	case mc.RootNamespace != "":
-		m.RootNamespace, m.RootNamespaceSource = mc.RootNamespace, sourceMeshConfig
-	default:
-		// Istio's own default: the control-plane namespace.
-		m.RootNamespace, m.RootNamespaceSource = c.istioNamespace, sourceDefault
+	if c.set["root-namespace"] {
+		flags.RootNamespace = c.rootNamespace
 	}
-	return m
+	flags.IstioNamespace = c.istioNamespace
+	r := translate.ResolveMesh(flags, translate.MeshConfig{TrustDomain: mc.TrustDomain, RootNamespace: mc.RootNamespace})
+	return meshReport{
+		TrustDomain: r.TrustDomain, TrustDomainSource: string(r.TrustDomainSource),
+		RootNamespace: r.RootNamespace, RootNamespaceSource: string(r.RootNamespaceSource),
+		IstioNamespace: c.istioNamespace, MeshConfig: mc.Origin,
+	}
 }
 
 func failOn(level string, n findingCounts) bool {

@@ -28,7 +28,7 @@ import (
 )
 
 // DefaultIstioNamespace is Istio's usual control-plane namespace.
-const DefaultIstioNamespace = "istio-system"
+const DefaultIstioNamespace = translate.DefaultIstioNamespace
 
 // StdinName is how standard input is named in errors and reports.
 const StdinName = "<stdin>"

@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/yaml"
 
 	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
@@ -415,22 +414,16 @@ func (l *loader) readServiceAccount(p place, data []byte) []fieldError {
 	return nil
 }
 
-// meshFields are the fields of Istio's MeshConfig that change a translation.
-// The rest of the mesh config is not read (and not checked).
-type meshFields struct {
-	TrustDomain   string `json:"trustDomain"`
-	RootNamespace string `json:"rootNamespace"`
-}
-
 func (l *loader) readMeshConfig(p place, data []byte) []fieldError {
 	cm := &corev1.ConfigMap{}
-	var mf meshFields
+	var mf translate.MeshConfig
 	validate := func() field.ErrorList {
-		text, ok := cm.Data["mesh"]
+		text, ok := cm.Data[translate.MeshConfigKey]
 		if !ok {
 			return nil
 		}
-		if err := yaml.Unmarshal([]byte(text), &mf); err != nil {
+		var err error
+		if mf, err = translate.ParseMeshConfig(text); err != nil {
 			return field.ErrorList{field.Invalid(field.NewPath("data", "mesh"), field.OmitValueType{}, "not a mesh config: "+yamlError(err, 0).Error())}
 		}
 		return nil

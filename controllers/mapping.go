@@ -43,6 +43,8 @@ func enqueue(q queue, keys sets.Set[types.NamespacedName]) {
 // update can matter to. Updates see both states, so a pod relabelled out
 // of a selector still reaches the policy it left, and a relabel that moves
 // nothing a policy reads does not reach it.
+// (A handler.Funcs rather than EnqueueRequestsFromMapFunc, which maps the
+// old and the new state one at a time: the dependency model compares them.)
 func (m mapper) PodHandler() handler.EventHandler {
 	pod := func(o client.Object) *cachedPod { p, _ := o.(*cachedPod); return p }
 	return handler.Funcs{

@@ -22,7 +22,7 @@ import (
 // would have read them.
 func watcherWith(policies ...adminpolicy.Policy) *adminWatcher {
 	w := &adminWatcher{}
-	w.policies.Store(&policies)
+	w.items.Store(&policies)
 	return w
 }
 
@@ -176,11 +176,11 @@ func TestAdminWatcherPolicies(t *testing.T) {
 	w.watches[anp.gvk] = aw
 	w.desired = map[string]adminKind{"AdminNetworkPolicy": anp}
 	w.upsert(context.Background(), aw, &netpolv1alpha1.AdminNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
-	if got := w.Policies(); len(got) != 0 {
+	if got := w.Items(); len(got) != 0 {
 		t.Errorf("policies of a watch not synced: %v", got)
 	}
 	w.ready(context.Background(), aw)
-	if got := w.Policies(); len(got) != 1 || got[0].Name != "a" {
+	if got := w.Items(); len(got) != 1 || got[0].Name != "a" {
 		t.Errorf("policies: %v, want a", got)
 	}
 	select {
@@ -189,7 +189,7 @@ func TestAdminWatcherPolicies(t *testing.T) {
 		t.Error("no change signalled")
 	}
 	w.remove(aw, &netpolv1alpha1.AdminNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
-	if got := w.Policies(); len(got) != 0 {
+	if got := w.Items(); len(got) != 0 {
 		t.Errorf("policies after delete: %v", got)
 	}
 }
@@ -235,8 +235,8 @@ func TestAdminWatcherKindGone(t *testing.T) {
 
 	answerErr = errors.New("the API server is unreachable")
 	w.syncKinds(context.Background())
-	if stopped || len(w.Policies()) != 1 {
-		t.Fatalf("a discovery error stopped the watch (%t) or dropped its policies (%v)", stopped, w.Policies())
+	if stopped || len(w.Items()) != 1 {
+		t.Fatalf("a discovery error stopped the watch (%t) or dropped its policies (%v)", stopped, w.Items())
 	}
 
 	answer, answerErr = map[string]adminKind{}, nil
@@ -244,7 +244,7 @@ func TestAdminWatcherKindGone(t *testing.T) {
 	if !stopped || len(w.watches) != 0 || len(w.current) != 0 {
 		t.Errorf("not stopped: stopped %t, watches %v, current %v", stopped, w.watches, w.current)
 	}
-	if got := w.Policies(); len(got) != 0 {
+	if got := w.Items(); len(got) != 0 {
 		t.Errorf("policies of a kind no longer served: %v", got)
 	}
 	select {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	securityapi "istio.io/api/security/v1beta1"
+	typeapi "istio.io/api/type/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -183,5 +184,77 @@ func TestTransformAuthorizationPolicyIsIdempotent(t *testing.T) {
 	b := twice.(*securityv1.AuthorizationPolicy).Annotations[cachedSpecDigest]
 	if a != b || a != specDigest(&generated("x", "cluster.local/ns/shop/sa/api").Spec) {
 		t.Errorf("digest after one transform %q, after two %q", a, b)
+	}
+}
+
+// servicePolicy is a policy the engine binds to Service svc at its
+// waypoint: targetRefs and no selector.
+func servicePolicy(svc string, principals ...string) *securityv1.AuthorizationPolicy {
+	ap := generated("netpol-db-svc-"+svc, principals...)
+	ap.Spec.TargetRefs = []*typeapi.PolicyTargetReference{{Group: "", Kind: "Service", Name: svc}}
+	return ap
+}
+
+// A policy bound to a Service is applied like the others: created, left
+// alone when unchanged (the digest covers targetRefs), and restored when
+// its targetRefs are edited by hand or a selector is added, with no
+// selector written.
+func TestApplyServiceBoundPolicies(t *testing.T) {
+	writes := 0
+	c := writeCounter(t, &writes)
+	desired := []*securityv1.AuthorizationPolicy{generated("netpol-db", "cluster.local/ns/shop/sa/api"), servicePolicy("db", "cluster.local/ns/shop/sa/api")}
+	if _, err := applyPolicies(context.Background(), c, dbPolicy, desired); err != nil {
+		t.Fatal(err)
+	}
+	if writes != 2 {
+		t.Errorf("%d writes, want 2 creates", writes)
+	}
+	key := client.ObjectKey{Namespace: "shop", Name: "netpol-db-svc-db"}
+	for name, edit := range map[string]func(*securityapi.AuthorizationPolicy){
+		"targetRefs to another Service": func(s *securityapi.AuthorizationPolicy) { s.TargetRefs[0].Name = "web" },
+		"a selector added": func(s *securityapi.AuthorizationPolicy) {
+			s.TargetRefs = nil
+			s.Selector = &typeapi.WorkloadSelector{MatchLabels: map[string]string{"app": "db"}}
+		},
+	} {
+		ap := &securityv1.AuthorizationPolicy{}
+		if err := c.Get(context.Background(), key, ap); err != nil {
+			t.Fatal(err)
+		}
+		cachedObj, err := transformAuthorizationPolicy(ap.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if specDiffers(cachedObj.(*securityv1.AuthorizationPolicy), &desired[1].Spec) {
+			t.Errorf("%s: the digest of the unchanged Service policy differs", name)
+		}
+		edit(&ap.Spec)
+		if err := c.Update(context.Background(), ap); err != nil {
+			t.Fatal(err)
+		}
+		cachedObj, _ = transformAuthorizationPolicy(ap.DeepCopy())
+		if !specDiffers(cachedObj.(*securityv1.AuthorizationPolicy), &desired[1].Spec) {
+			t.Errorf("%s: the edited spec has the digest of the generated one", name)
+		}
+		writes = 0
+		if _, err := applyPolicies(context.Background(), c, dbPolicy, desired); err != nil {
+			t.Fatal(err)
+		}
+		if writes != 1 {
+			t.Errorf("%s: %d writes, want the one update that restores it", name, writes)
+		}
+		if err := c.Get(context.Background(), key, ap); err != nil {
+			t.Fatal(err)
+		}
+		if ap.Spec.Selector != nil || len(ap.Spec.TargetRefs) != 1 || ap.Spec.TargetRefs[0].Name != "db" || ap.Spec.TargetRefs[0].Kind != "Service" {
+			t.Errorf("%s: restored spec has selector %v, targetRefs %v", name, ap.Spec.Selector, ap.Spec.TargetRefs)
+		}
+	}
+	writes = 0
+	if _, err := applyPolicies(context.Background(), c, dbPolicy, desired); err != nil {
+		t.Fatal(err)
+	}
+	if writes != 0 {
+		t.Errorf("%d writes of an unchanged input, want none", writes)
 	}
 }

@@ -12,7 +12,8 @@ import (
 
 // CacheOptions are the manager's cache options: managedFields are dropped
 // from everything, AuthorizationPolicies keep a digest of their spec
-// instead of the spec (apcache.go), and ConfigMaps are cached only for the mesh config, one
+// instead of the spec (apcache.go), Services keep only what the engine reads
+// (waypoints.go), and ConfigMaps are cached only for the mesh config, one
 // object in one namespace. Pods are not in this cache at all: the operator
 // keeps them in its own, smaller, pod store (podstore.go).
 func CacheOptions(s Settings) cache.Options {
@@ -25,6 +26,7 @@ func CacheOptions(s Settings) cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&securityv1.AuthorizationPolicy{}: {Transform: transformAuthorizationPolicy},
+			&corev1.Service{}:                 {Transform: transformService},
 			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{
 				s.istioNamespace(): {FieldSelector: fields.OneTermEqualSelector("metadata.name", MeshConfigMapName)},
 			}},

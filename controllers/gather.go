@@ -31,15 +31,24 @@ type input struct {
 	StaleApproval *policyv1alpha1.IdentityApproval
 }
 
+// watched is what the operator's own watchers hold: the admin policies
+// (admin.go) and the Gateways (waypoints.go), each read by informers of
+// their own.
+type watched struct {
+	Admin    []adminpolicy.Policy
+	Gateways []translate.Gateway
+}
+
 // gather builds the input of one translation from the informer cache behind
-// r and the admin policies (adminWatcher.Policies, read by their
-// informers): the NetworkPolicy, all namespaces (they are few), the admin
-// policies, and only the pods of the namespaces the policy can depend on:
-// its own, those its ingress peers' namespaceSelectors match now (all of
-// them for `{}`) and those the admin policies' peers match, from the pod
-// store. Lists skip the cache's deep copy: nothing here or in the engine
-// writes to them.
-func gather(ctx context.Context, r client.Reader, pods *podStore, s Settings, admin []adminpolicy.Policy, np *networkingv1.NetworkPolicy) (*input, error) {
+// r and what the watchers read (w): the NetworkPolicy, all namespaces (they
+// are few), the admin policies, the waypoints (the Services of its
+// namespace, the Gateways, the other NetworkPolicies there), and only the
+// pods of the namespaces the policy can depend on: its own, those its
+// ingress peers' namespaceSelectors match now (all of them for `{}`),
+// those the admin policies' peers match and those of the Gateways, from
+// the pod store. Lists skip the cache's deep copy: nothing here or in the
+// engine writes to them.
+func gather(ctx context.Context, r client.Reader, pods *podStore, s Settings, w watched, np *networkingv1.NetworkPolicy) (*input, error) {
 	mesh, err := s.Mesh(ctx, r)
 	if err != nil {
 		return nil, err
@@ -52,7 +61,7 @@ func gather(ctx context.Context, r client.Reader, pods *podStore, s Settings, ad
 		NetworkPolicies: []networkingv1.NetworkPolicy{*np},
 		Namespaces:      make([]translate.Namespace, 0, len(nsList.Items)),
 		Mesh:            mesh,
-		AdminPolicies:   admin,
+		AdminPolicies:   w.Admin,
 	}}
 	for i := range nsList.Items {
 		ns := &nsList.Items[i]
@@ -64,7 +73,10 @@ func gather(ctx context.Context, r client.Reader, pods *podStore, s Settings, ad
 	if err := gatherApproval(ctx, r, np, in); err != nil {
 		return nil, err
 	}
-	for _, ns := range sets.List(dependentNamespaces(np, admin, nsList.Items)) {
+	if err := gatherWaypoints(ctx, r, np, w.Gateways, in); err != nil {
+		return nil, err
+	}
+	for _, ns := range sets.List(dependentNamespaces(np, w, nsList.Items)) {
 		list, err := pods.inNamespace(ns)
 		if err != nil {
 			return nil, fmt.Errorf("listing pods of namespace %s: %w", ns, err)
@@ -98,9 +110,9 @@ func gatherApproval(ctx context.Context, r client.Reader, np *networkingv1.Netwo
 
 // dependentNamespaces are the namespaces whose pods can change the
 // translation of np, as the engine's dependency model says, the admin
-// policies' peers included.
-func dependentNamespaces(np *networkingv1.NetworkPolicy, admin []adminpolicy.Policy, namespaces []corev1.Namespace) sets.Set[string] {
-	d := translate.DependenciesOf(np).WithAdmin(admin)
+// policies' peers and the Gateways' namespaces included.
+func dependentNamespaces(np *networkingv1.NetworkPolicy, w watched, namespaces []corev1.Namespace) sets.Set[string] {
+	d := translate.DependenciesOf(np).WithAdmin(w.Admin).WithWaypoints(w.Gateways)
 	out := sets.New(np.Namespace)
 	for i := range namespaces {
 		if d.ReadsPodsOf(namespaces[i].Name, namespaces[i].Labels) {

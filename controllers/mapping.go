@@ -29,6 +29,9 @@ type mapper struct {
 	Admin *adminWatcher
 	// Pods is the pod store, for the other pods of a ServiceAccount.
 	Pods *podStore
+	// Gateways holds the Gateways (nil: none), which make more pods and
+	// namespaces matter (waypoints.go).
+	Gateways *gatewayWatcher
 }
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -104,7 +107,7 @@ func (m mapper) candidates(ctx context.Context, ns string) ([]*networkingv1.Netw
 	if err := m.Client.List(ctx, &local, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	if err := m.listCrossNamespace(ctx, &cross); err != nil {
+	if err := m.listCrossNamespace(ctx, ns, &cross); err != nil {
 		return nil, err
 	}
 	optedIn := m.optedIn(ctx)
@@ -222,7 +225,7 @@ func (m mapper) namespacePolicies(ctx context.Context, old, cur *corev1.Namespac
 		log.Error(err, "listing NetworkPolicies for a namespace change")
 		return out
 	}
-	if err := m.listCrossNamespace(ctx, &cross); err != nil {
+	if err := m.listCrossNamespace(ctx, name, &cross); err != nil {
 		log.Error(err, "listing NetworkPolicies for a namespace change")
 		return out
 	}

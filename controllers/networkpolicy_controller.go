@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -37,6 +38,8 @@ type NetworkPolicyReconciler struct {
 	Now func() time.Time
 	// admin watches the admin network policies (admin.go).
 	admin *adminWatcher
+	// gateways watches the Gateways, the waypoints (waypoints.go).
+	gateways *gatewayWatcher
 	// pods is the operator's pod cache (podstore.go).
 	pods *podStore
 }
@@ -57,7 +60,7 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
-	in, err := gather(ctx, r.Client, r.pods, r.Settings, r.admin.Policies(), np)
+	in, err := gather(ctx, r.Client, r.pods, r.Settings, watched{Admin: r.admin.Items(), Gateways: r.gateways.Items()}, np)
 	if err != nil {
 		return r.failed(ctx, np, reasonGatherFailed, err)
 	}
@@ -117,6 +120,11 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		return err
 	}
 	r.admin = admin
+	gateways, err := newGatewayWatcher(mgr, r.Settings.AdminPolicyDiscoveryPeriod)
+	if err != nil {
+		return err
+	}
+	r.gateways = gateways
 	pods, err := newPodStore(mgr.GetConfig())
 	if err != nil {
 		return err
@@ -125,7 +133,7 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		return fmt.Errorf("adding the pod store: %w", err)
 	}
 	r.pods = pods
-	m := mapper{Client: mgr.GetClient(), Admin: admin, Pods: pods}
+	m := mapper{Client: mgr.GetClient(), Admin: admin, Pods: pods, Gateways: gateways}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resynced()))).
@@ -133,9 +141,12 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		Owns(&policyv1alpha1.NetworkPolicyTranslation{}).
 		Watches(&securityv1.AuthorizationPolicy{}, handler.EnqueueRequestsFromMapFunc(m.ConflictRequests)).
 		Watches(&policyv1alpha1.IdentityApproval{}, handler.EnqueueRequestsFromMapFunc(sameName)).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(m.SiblingRequests), builder.WithPredicates(isolationChanged())).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(m.ServiceRequests), builder.WithPredicates(serviceChanged())).
 		Watches(&corev1.Namespace{}, m.NamespaceHandler(), builder.WithPredicates(namespaceChanged())).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.MeshConfigRequests), builder.WithPredicates(meshConfigChanged())).
-		WatchesRawSource(adminSource{w: admin, m: m}).
+		WatchesRawSource(kindSource[adminpolicy.Policy]{w: admin, m: m}).
+		WatchesRawSource(kindSource[translate.Gateway]{w: gateways, m: m}).
 		WatchesRawSource(pods.source(m.PodHandler(), podChanged())).
 		WithOptions(opts).
 		Complete(r)

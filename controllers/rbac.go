@@ -1,7 +1,8 @@
 package controllers
 
 // The operator's permissions, least privilege: it reads pods, namespaces,
-// NetworkPolicies, the admin network policies and the mesh ConfigMap, and writes only
+// Services, NetworkPolicies, the admin network policies, the Gateway API's
+// Gateways and the mesh ConfigMap, and writes only
 // AuthorizationPolicies, NetworkPolicyTranslations and Events (events.k8s.io,
 // the API its recorder uses). It never reads Secrets and never changes a
 // NetworkPolicy.
@@ -26,7 +27,14 @@ package controllers
 // kinds are served comes from the API server's discovery, which every
 // authenticated user may read: no access to CustomResourceDefinitions.
 //
-// +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
+// Services and Gateways (gateway.networking.k8s.io): read only, for the
+// waypoints (docs/translation.md#waypoints): which traffic to a
+// NetworkPolicy's pods passes a waypoint, and on which service ports.
+// Gateways are read where the Gateway API's CRD is installed, found by
+// discovery like the admin network policies.
+//
+// +kubebuilder:rbac:groups="",resources=pods;namespaces;services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways,verbs=get;list;watch
 // +kubebuilder:rbac:groups=policy.networking.k8s.io,resources=adminnetworkpolicies;baselineadminnetworkpolicies;clusternetworkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=istio,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch

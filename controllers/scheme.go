@@ -5,6 +5,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
 	netpolv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
 	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
@@ -13,8 +15,8 @@ import (
 )
 
 // Scheme holds every type the operator reads or writes: Kubernetes' own,
-// NetworkPolicyTranslations, Istio's security API and the admin network
-// policies (policy.networking.k8s.io).
+// NetworkPolicyTranslations, Istio's security API, the admin network
+// policies (policy.networking.k8s.io) and the Gateway API's Gateways.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
@@ -23,5 +25,7 @@ func Scheme() *runtime.Scheme {
 	utilruntime.Must(netpolv1alpha1.Install(s))
 	utilruntime.Must(netpolv1alpha2.Install(s))
 	utilruntime.Must(netpolv1beta1.Install(s))
+	utilruntime.Must(gatewayv1.Install(s))
+	utilruntime.Must(gatewayv1beta1.Install(s))
 	return s
 }

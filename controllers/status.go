@@ -65,8 +65,20 @@ type outcome struct {
 	Ambient bool
 }
 
-// ztunnelAccepted is the condition istiod writes about ztunnel.
-const ztunnelAccepted = "ZtunnelAccepted"
+// Conditions istiod writes on an AuthorizationPolicy: ZtunnelAccepted on
+// those ztunnel enforces (a selector or none), WaypointAccepted on those
+// bound to a Service or Gateway (targetRefs), which waypoints enforce.
+const (
+	ztunnelAccepted  = "ZtunnelAccepted"
+	waypointAccepted = "WaypointAccepted"
+	// reasonAncestorNotBound: WaypointAccepted=False because the Service
+	// the policy is bound to uses no waypoint yet (its Gateway has no
+	// status.addresses): netpol2authz writes the Service's policy ahead,
+	// so that nothing is denied the moment the waypoint is ready; traffic
+	// goes straight to the pods until then, where the selector-bound
+	// policies apply (docs/translation.md#waypoints).
+	reasonAncestorNotBound = "AncestorNotBound"
+)
 
 // istioVerdict is the status istiod wrote on one generated
 // AuthorizationPolicy.
@@ -221,8 +233,12 @@ func readyCondition(o outcome, findings []translate.Finding, istio metav1.Condit
 // istioCondition says what Istio made of the generated policies: refused
 // by the API server (its webhook), not accepted by istiod (a False
 // condition istiod wrote on one of them), accepted (every one carries
-// istiod's True conditions), or unknown (no istiod writes status: sidecar
-// meshes, older Istio). While istiod has not yet judged the current
+// istiod's True conditions: ZtunnelAccepted on the selector-bound ones,
+// WaypointAccepted on those bound to a Service), or unknown (no istiod
+// writes status: sidecar meshes, older Istio). A policy bound to a Service
+// whose waypoint is not ready yet (WaypointAccepted=False,
+// AncestorNotBound) counts as accepted, and the message says it waits: it
+// is written ahead on purpose. While istiod has not yet judged the current
 // generation of a policy, the previous verdict stands, so that an update
 // costs no extra status write.
 func istioCondition(o outcome, prev *metav1.Condition) metav1.Condition {
@@ -236,7 +252,7 @@ func istioCondition(o outcome, prev *metav1.Condition) metav1.Condition {
 		c.Reason, c.Message = reasonNoPolicies, "no AuthorizationPolicy is in place, so there is nothing for Istio to accept"
 		return c
 	}
-	var accepted, silent []string
+	var accepted, silent, waiting []string
 	var stale, ztunnelOnly bool
 	for _, v := range o.Istio {
 		conds := v.Conditions
@@ -253,10 +269,14 @@ func istioCondition(o outcome, prev *metav1.Condition) metav1.Condition {
 			silent = append(silent, v.Policy)
 			continue
 		}
-		ok := true
+		ok, waits := true, false
 		for _, ic := range conds {
 			if ic.ObservedGeneration != 0 && ic.ObservedGeneration < v.Generation {
 				stale = true
+			}
+			if ic.Type == waypointAccepted && ic.Status == string(metav1.ConditionFalse) && ic.Reason == reasonAncestorNotBound {
+				waits = true
+				continue
 			}
 			if ic.Status == string(metav1.ConditionFalse) {
 				c.Status, c.Reason = metav1.ConditionFalse, cmp.Or(conditionReason(ic.Reason), reasonIstioNotAccepted)
@@ -269,6 +289,9 @@ func istioCondition(o outcome, prev *metav1.Condition) metav1.Condition {
 		}
 		if ok {
 			accepted = append(accepted, v.Policy)
+			if waits {
+				waiting = append(waiting, v.Policy)
+			}
 		}
 	}
 	if stale && prev != nil {
@@ -277,7 +300,15 @@ func istioCondition(o outcome, prev *metav1.Condition) metav1.Condition {
 	switch {
 	case len(accepted) == len(o.Istio):
 		c.Status, c.Reason = metav1.ConditionTrue, reasonAccepted
-		c.Message = "istiod accepted " + countOf(len(accepted), "AuthorizationPolicy", "AuthorizationPolicies") + " (" + conditionTypes(o.Istio) + ")"
+		c.Message = "istiod accepted " + countOf(len(accepted), "AuthorizationPolicy", "AuthorizationPolicies")
+		if types := conditionTypes(o.Istio); types != "" {
+			c.Message += " (" + types + ")"
+		}
+		if len(waiting) > 0 {
+			c.Message += fmt.Sprintf("; waiting for a waypoint to be ready (WaypointAccepted=False, %s: the Service they are bound to uses no waypoint yet, so its traffic goes straight to the pods): %s",
+				reasonAncestorNotBound, strings.Join(waiting, ", "))
+		}
+		c.Message = truncate(c.Message, 32768)
 	case len(silent) == len(o.Istio) && ztunnelOnly:
 		c.Reason = reasonNoStatus
 		c.Message = "admitted by the API server (and istiod's webhook, where it is installed); istiod's only verdict on the generated AuthorizationPolicies, ZtunnelAccepted=False, speaks of ztunnel only, and this namespace is not ambient: its sidecars are not judged there"

@@ -79,6 +79,11 @@ func TestIstioCondition(t *testing.T) {
 	accepted := func(policy string, gen, observed int64) istioVerdict {
 		return istioVerdict{Policy: policy, Generation: gen, Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "True", Reason: "Accepted", ObservedGeneration: observed}}}
 	}
+	// waypoint is a policy bound to a Service, judged by istiod on
+	// generation 1.
+	waypoint := func(policy string, gen int64, status, reason string) istioVerdict {
+		return istioVerdict{Policy: policy, Generation: gen, Conditions: []istioConditionSpec{{Type: "WaypointAccepted", Status: status, Reason: reason, ObservedGeneration: 1}}}
+	}
 	prev := &metav1.Condition{Type: "IstioAccepted", Status: "True", Reason: "Accepted", Message: "before"}
 	tests := map[string]struct {
 		o          outcome
@@ -99,6 +104,27 @@ func TestIstioCondition(t *testing.T) {
 			Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False", Reason: "not ok!"}}}}}, wantStatus: "False", wantReason: "notok"},
 		"an empty reason": {o: outcome{Ambient: true, Istio: []istioVerdict{{Policy: "a", Generation: 1,
 			Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False"}}}}}, wantStatus: "False", wantReason: "IstioNotAccepted"},
+		// Policies bound to a Service (targetRefs) get WaypointAccepted,
+		// never ZtunnelAccepted.
+		"a Service's policy accepted by its waypoint": {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 1, 1), waypoint("a-svc-db", 1, "True", "Accepted")}},
+			wantStatus: "True", wantReason: "Accepted"},
+		"a Service's policy accepted in a sidecar namespace": {o: outcome{Istio: []istioVerdict{waypoint("a-svc-db", 1, "True", "Accepted")}},
+			wantStatus: "True", wantReason: "Accepted"},
+		"a Service's policy ahead of its waypoint": {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 1, 1), waypoint("a-svc-db", 1, "False", "AncestorNotBound")}},
+			wantStatus: "True", wantReason: "Accepted"},
+		"only Service policies, all ahead": {o: outcome{Ambient: true, Istio: []istioVerdict{waypoint("a-svc-db", 1, "False", "AncestorNotBound"), waypoint("a-svc-web", 1, "False", "AncestorNotBound")}},
+			wantStatus: "True", wantReason: "Accepted"},
+		"a Service's policy bound to nothing": {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 1, 1), waypoint("a-svc-db", 1, "False", "TargetNotFound")}},
+			wantStatus: "False", wantReason: "TargetNotFound"},
+		"ztunnel's refusal beside a waiting Service policy": {o: outcome{Ambient: true, Istio: []istioVerdict{waypoint("a-svc-db", 1, "False", "AncestorNotBound"),
+			{Policy: "b", Generation: 1, Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False", Reason: "UnsupportedValue"}}}}},
+			wantStatus: "False", wantReason: "UnsupportedValue"},
+		"AncestorNotBound is a waypoint's reason only": {o: outcome{Ambient: true, Istio: []istioVerdict{{Policy: "a", Generation: 1,
+			Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "False", Reason: "AncestorNotBound"}}}}}, wantStatus: "False", wantReason: "AncestorNotBound"},
+		"a Service's policy not judged yet": {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 1, 1), {Policy: "a-svc-db", Generation: 1}}},
+			wantStatus: "Unknown", wantReason: "PartialStatus"},
+		"a Service's policy judged on an older generation": {o: outcome{Ambient: true, Istio: []istioVerdict{accepted("a", 1, 1), waypoint("a-svc-db", 2, "True", "Accepted")}},
+			prev: &metav1.Condition{Type: "IstioAccepted", Status: "Unknown", Reason: "PartialStatus", Message: "before"}, wantStatus: "Unknown", wantReason: "PartialStatus"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -155,5 +181,24 @@ func TestStatusBounds(t *testing.T) {
 	}
 	if len(last.Objects) != policyv1alpha1.MaxFindingObjects {
 		t.Errorf("%d objects listed, want %d", len(last.Objects), policyv1alpha1.MaxFindingObjects)
+	}
+}
+
+// The message of IstioAccepted names the conditions istiod wrote, and the
+// Service policies that wait for their waypoint.
+func TestIstioConditionWaypointMessage(t *testing.T) {
+	o := outcome{Ambient: true, Istio: []istioVerdict{
+		{Policy: "netpol-db", Generation: 1, Conditions: []istioConditionSpec{{Type: "ZtunnelAccepted", Status: "True", Reason: "Accepted", ObservedGeneration: 1}}},
+		{Policy: "netpol-db-svc-db", Generation: 1, Conditions: []istioConditionSpec{{Type: "WaypointAccepted", Status: "True", Reason: "Accepted", ObservedGeneration: 1}}},
+		{Policy: "netpol-db-svc-db-admin", Generation: 1, Conditions: []istioConditionSpec{{Type: "WaypointAccepted", Status: "False", Reason: "AncestorNotBound", Message: "Service shop/db-admin is not bound to a waypoint", ObservedGeneration: 1}}},
+	}}
+	got := istioCondition(o, nil)
+	want := "istiod accepted 3 AuthorizationPolicies (WaypointAccepted, ZtunnelAccepted); waiting for a waypoint to be ready (WaypointAccepted=False, AncestorNotBound: the Service they are bound to uses no waypoint yet, so its traffic goes straight to the pods): netpol-db-svc-db-admin"
+	if got.Status != metav1.ConditionTrue || got.Message != want {
+		t.Errorf("IstioAccepted = %s/%s\n%s\nwant True/Accepted\n%s", got.Status, got.Reason, got.Message, want)
+	}
+	ready := readyCondition(outcome{Translation: translate.Translation{Action: translate.ActionApply}, applied: appliedPolicies{Policies: []string{"a", "b", "c"}}}, nil, got)
+	if ready.Status != metav1.ConditionTrue {
+		t.Errorf("Ready = %s/%s while a Service's policy waits for its waypoint", ready.Status, ready.Reason)
 	}
 }

@@ -49,6 +49,7 @@ func checkOperatorRunsWithInstalledRBAC(ctx context.Context, t *testing.T, env *
 		t.Errorf("the manager's ServiceAccount may list every ConfigMap (err %v)", err)
 	}
 	checkAdminPolicyAccess(ctx, t, sa)
+	checkWaypointAccess(ctx, t, sa)
 
 	must := func(err error) {
 		t.Helper()

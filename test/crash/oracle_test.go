@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,8 +33,9 @@ import (
 // different front (manifests instead of an informer cache, the whole
 // cluster in one call instead of one NetworkPolicy at a time), run on a
 // dump of the cluster's inputs as `kubectl get -o json` would give them:
-// namespaces, pods, NetworkPolicies, IdentityApprovals and the mesh
-// ConfigMap.
+// what `netpol2authz verify --cluster` reads (namespaces, pods,
+// NetworkPolicies, Services, IdentityApprovals, and Gateways and the admin
+// network policies where served) and the mesh ConfigMap.
 //
 // Identity review makes the operator's answer depend on history: the
 // identities a NetworkPolicy's first translation resolved. The operator
@@ -120,7 +122,30 @@ func translateDump() *offline {
 	add(&corev1.NamespaceList{}, corev1.SchemeGroupVersion.WithKind("Namespace"))
 	add(&corev1.PodList{}, corev1.SchemeGroupVersion.WithKind("Pod"))
 	add(&networkingv1.NetworkPolicyList{}, networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"))
+	add(&corev1.ServiceList{}, corev1.SchemeGroupVersion.WithKind("Service"))
 	add(&policyv1alpha1.IdentityApprovalList{}, policyv1alpha1.GroupVersion.WithKind("IdentityApproval"))
+	// Kinds a cluster may not serve (envtest serves none of them unless a
+	// test installs their CRDs): one version of each, the first served.
+	for _, versions := range [][]schema.GroupVersionKind{
+		{{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "Gateway"}},
+		{{Group: "policy.networking.k8s.io", Version: "v1alpha1", Kind: "AdminNetworkPolicy"}},
+		{{Group: "policy.networking.k8s.io", Version: "v1alpha1", Kind: "BaselineAdminNetworkPolicy"}},
+		{{Group: "policy.networking.k8s.io", Version: "v1beta1", Kind: "ClusterNetworkPolicy"}, {Group: "policy.networking.k8s.io", Version: "v1alpha2", Kind: "ClusterNetworkPolicy"}},
+	} {
+		for _, gvk := range versions {
+			list := &unstructured.UnstructuredList{}
+			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+			err := k8s.List(ctx, list)
+			if meta.IsNoMatchError(err) {
+				continue
+			}
+			Expect(err).NotTo(HaveOccurred(), "listing %s", gvk)
+			for i := range list.Items {
+				items = append(items, objectJSON(&list.Items[i], gvk))
+			}
+			break
+		}
+	}
 	cm := &corev1.ConfigMap{}
 	switch err := k8s.Get(ctx, client.ObjectKey{Namespace: "istio-system", Name: "istio"}, cm); {
 	case err == nil:

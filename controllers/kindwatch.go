@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -408,7 +409,11 @@ func (w *kindWatcher[T]) upsert(ctx context.Context, kw *kindWatch[T], obj any) 
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	kw.items[itemKey(o)] = item
+	key := itemKey(o)
+	if old, ok := kw.items[key]; ok && equality.Semantic.DeepEqual(old, item) {
+		return // nothing the engine reads changed (a status heartbeat)
+	}
+	kw.items[key] = item
 	if w.current[kw.kind.gvk.Kind] == kw {
 		w.rebuildLocked()
 	}

@@ -115,9 +115,9 @@ func runManager(args []string, stderr io.Writer) int {
 		RenewDeadline:           &o.renewDeadline,
 		RetryPeriod:             &o.retryPeriod,
 		// A leader stopped by a signal (a rolling update, a drain) gives
-		// the Lease up, so that the standby takes over within a retry
-		// period instead of a lease duration. Safe because the process
-		// ends as soon as the manager has stopped.
+		// the Lease up, so that the standby takes over at its next try
+		// (1 to 2.2 retry periods) instead of after a lease duration. Safe
+		// because the process ends as soon as the manager has stopped.
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {

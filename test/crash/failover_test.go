@@ -14,21 +14,27 @@ import (
 )
 
 // Leader election as the failover spec runs it: short timings, so that a
-// takeover takes seconds (docs/operations.md#high-availability).
+// takeover takes seconds (docs/operations.md#high-availability-and-failover).
 const (
 	leaseNamespace = "netpol2authz-system"
 	leaseName      = "netpol2authz.netpol2authz.io"
 	leaseDuration  = 4 * time.Second
 	renewDeadline  = 3 * time.Second
-	retryPeriod    = 1 * time.Second
+	retryPeriod    = 500 * time.Millisecond
+	// retryWait is the longest wait of a standby between two tries:
+	// client-go jitters the retry period by up to 120%.
+	retryWait = retryPeriod * 22 / 10
 	// takeoverWithin bounds a takeover after the leader's death: the
-	// standby notices the last renewal up to one (jittered) retry period
-	// late, waits the lease duration from then, and tries again within
-	// one more; plus slack for a loaded machine.
-	takeoverWithin = leaseDuration + 2*retryPeriod*12/10 + 2*time.Second
+	// standby sees the last renewal up to one retry wait late, waits the
+	// lease duration from then, and tries again within one more retry
+	// wait; plus slack for a loaded machine.
+	takeoverWithin = leaseDuration + 2*retryWait + 1500*time.Millisecond
 	// handOverWithin bounds a takeover after the leader gave the Lease up
-	// (SIGTERM): the standby's next try, plus slack.
-	handOverWithin = retryPeriod*12/10 + 2*time.Second
+	// and exited (SIGTERM): the standby's next try, plus slack. Without
+	// the release the standby would wait for the Lease to expire, at
+	// least a lease duration after the last renewal: 3.5 s or more after
+	// the exit.
+	handOverWithin = retryWait + 500*time.Millisecond
 	// churnAfterTakeover is how long the churn goes on under the new
 	// leader.
 	churnAfterTakeover = 2 * time.Second
@@ -121,7 +127,7 @@ var _ = Describe("Failover", func() {
 		AddReportEntry("failover", fmt.Sprintf("lease %s/%s/%s: the standby acquired the lease %s after the leader's SIGKILL, ran its controllers after %s (bound %s)",
 			leaseDuration, renewDeadline, retryPeriod, took.Round(time.Millisecond), actingAfter.Round(time.Millisecond), takeoverWithin))
 		GinkgoWriter.Printf("takeover: lease acquired %s, controllers running %s after the SIGKILL\n", took.Round(time.Millisecond), actingAfter.Round(time.Millisecond))
-		Expect(took).To(BeNumerically("<=", takeoverWithin), "takeover within lease duration + 2 retry periods + slack")
+		Expect(took).To(BeNumerically("<=", takeoverWithin), "takeover within lease duration + 2 retry waits + slack")
 		Expect(acting.IsZero()).To(BeFalse(), "the new leader runs the controllers")
 		Expect(actingAfter).To(BeNumerically("<=", takeoverWithin), "the new leader acts within the bound")
 		now := lease()
@@ -151,10 +157,10 @@ var _ = Describe("Failover", func() {
 		Expect(standby.Terminate()).To(Equal(0), "the leader exits cleanly")
 		Eventually(again.Logged, handOverWithin, 20*time.Millisecond).WithArguments(acquired).Should(BeTrue(),
 			"the standby acquires a released Lease within a retry period, not a lease duration")
-		handOver := time.Since(standby.killed)
+		handOver := time.Since(standby.exited)
 		Eventually(again.Controllers, handOverWithin, 20*time.Millisecond).Should(BeTrue())
-		AddReportEntry("hand-over", fmt.Sprintf("lease %s/%s/%s: after the leader's SIGTERM the standby acquired the lease in %s (bound %s)",
-			leaseDuration, renewDeadline, retryPeriod, handOver.Round(time.Millisecond), handOverWithin))
+		AddReportEntry("hand-over", fmt.Sprintf("lease %s/%s/%s: the leader exited %s after its SIGTERM, the standby acquired the lease %s later (bound %s)",
+			leaseDuration, renewDeadline, retryPeriod, standby.exited.Sub(standby.killed).Round(time.Millisecond), handOver.Round(time.Millisecond), handOverWithin))
 		settle(again)
 		expectMatchesTranslate()
 		expectNoWrites(quietFor)

@@ -30,6 +30,9 @@ type manager struct {
 	done    chan struct{}
 	started time.Time
 	killed  time.Time
+	// exited is when the process was seen to exit (set before done is
+	// closed).
+	exited time.Time
 }
 
 // managers are every process the running spec started, for its clean-up.
@@ -68,6 +71,7 @@ func startManager(name string, extra ...string) *manager {
 	m.started = time.Now()
 	go func() {
 		_ = m.cmd.Wait()
+		m.exited = time.Now()
 		_ = log.Close()
 		close(m.done)
 	}()

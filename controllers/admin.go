@@ -42,6 +42,7 @@ var adminKinds = []adminKind{
 	{
 		gvk: schema.GroupVersion(netpolv1alpha1.GroupVersion).WithKind("AdminNetworkPolicy"), resource: "adminnetworkpolicies",
 		newObj: func() client.Object { return &netpolv1alpha1.AdminNetworkPolicy{} },
+		strict: true,
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1alpha1.AdminNetworkPolicy)
 			if !ok {
@@ -53,6 +54,7 @@ var adminKinds = []adminKind{
 	{
 		gvk: schema.GroupVersion(netpolv1alpha1.GroupVersion).WithKind("BaselineAdminNetworkPolicy"), resource: "baselineadminnetworkpolicies",
 		newObj: func() client.Object { return &netpolv1alpha1.BaselineAdminNetworkPolicy{} },
+		strict: true,
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1alpha1.BaselineAdminNetworkPolicy)
 			if !ok {
@@ -64,6 +66,7 @@ var adminKinds = []adminKind{
 	{
 		gvk: schema.GroupVersion(netpolv1beta1.GroupVersion).WithKind("ClusterNetworkPolicy"), resource: "clusternetworkpolicies",
 		newObj: func() client.Object { return &netpolv1beta1.ClusterNetworkPolicy{} },
+		strict: true,
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1beta1.ClusterNetworkPolicy)
 			if !ok {
@@ -75,6 +78,7 @@ var adminKinds = []adminKind{
 	{
 		gvk: schema.GroupVersion(netpolv1alpha2.GroupVersion).WithKind("ClusterNetworkPolicy"), resource: "clusternetworkpolicies",
 		newObj: func() client.Object { return &netpolv1alpha2.ClusterNetworkPolicy{} },
+		strict: true,
 		convert: func(o client.Object) (adminpolicy.Policy, error) {
 			p, ok := o.(*netpolv1alpha2.ClusterNetworkPolicy)
 			if !ok {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -41,6 +42,39 @@ type watchedKind[T any] struct {
 	resource string
 	newObj   func() client.Object
 	convert  func(client.Object) (T, error)
+	// strict: the objects are read as they are stored and decoded with
+	// every field known, so an object of another schema revision (a field
+	// this version does not know) is unreadable rather than misread. A
+	// typed informer drops unknown fields silently: an AdminNetworkPolicy
+	// of network-policy-api v0.1's schema, whose `namespaces` peer holds a
+	// `namespaceSelector`, would read as a peer of every namespace.
+	strict bool
+}
+
+// object is what the informer of kind k holds: the typed object, or for a
+// strict kind the object as stored (unstructured).
+func (k watchedKind[T]) object() client.Object {
+	if !k.strict {
+		return k.newObj()
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(k.gvk)
+	return u
+}
+
+// read converts an object of kind k, decoding a strict kind's with every
+// field known first.
+func (k watchedKind[T]) read(o client.Object) (T, error) {
+	u, ok := o.(*unstructured.Unstructured)
+	if !ok {
+		return k.convert(o)
+	}
+	typed := k.newObj()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.UnstructuredContent(), typed, true); err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s %s does not match the schema this version of netpol2authz reads (network-policy-api v0.3.0): %w", k.gvk.Kind, o.GetName(), err)
+	}
+	return k.convert(typed)
 }
 
 func (k watchedKind[T]) String() string {
@@ -308,7 +342,7 @@ func (w *kindWatcher[T]) startLocked(ctx context.Context, k watchedKind[T]) erro
 		cancel()
 		return err
 	}
-	inf, err := c.GetInformer(wctx, k.newObj(), cache.BlockUntilSynced(false))
+	inf, err := c.GetInformer(wctx, k.object(), cache.BlockUntilSynced(false))
 	if err != nil {
 		cancel()
 		return err
@@ -398,7 +432,7 @@ func (w *kindWatcher[T]) upsert(ctx context.Context, kw *kindWatch[T], obj any) 
 	if !ok {
 		return
 	}
-	item, err := kw.kind.convert(o)
+	item, err := kw.kind.read(o)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).WithName(w.logName).Error(err, "converting", "kind", kw.kind.String(), "namespace", o.GetNamespace(), "name", o.GetName())
 		if w.unreadable == nil {

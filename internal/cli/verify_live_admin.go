@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
@@ -20,17 +21,31 @@ import (
 // two versions is one object); a kind not served at all (its CRD absent,
 // as the API server's discovery says) is skipped. Any other error, such as
 // a user not allowed to list them, fails verify: a cluster's admin
-// policies are never left out silently.
+// policies are never left out silently. They are listed as stored
+// (unstructured) and decoded by the manifest loader, strictly: one of
+// another schema revision (network-policy-api v0.1's peers) is an error
+// naming its field, never misread by types that drop what they do not know.
 var adminPolicyLists = [][]struct {
 	list func() client.ObjectList
 	gvk  string
 }{
-	{{func() client.ObjectList { return &netpolv1alpha1.AdminNetworkPolicyList{} }, "policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy"}},
-	{{func() client.ObjectList { return &netpolv1alpha1.BaselineAdminNetworkPolicyList{} }, "policy.networking.k8s.io/v1alpha1/BaselineAdminNetworkPolicy"}},
+	{{storedList("policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy"), "policy.networking.k8s.io/v1alpha1/AdminNetworkPolicy"}},
+	{{storedList("policy.networking.k8s.io/v1alpha1/BaselineAdminNetworkPolicy"), "policy.networking.k8s.io/v1alpha1/BaselineAdminNetworkPolicy"}},
 	{
-		{func() client.ObjectList { return &netpolv1beta1.ClusterNetworkPolicyList{} }, "policy.networking.k8s.io/v1beta1/ClusterNetworkPolicy"},
-		{func() client.ObjectList { return &netpolv1alpha2.ClusterNetworkPolicyList{} }, "policy.networking.k8s.io/v1alpha2/ClusterNetworkPolicy"},
+		{storedList("policy.networking.k8s.io/v1beta1/ClusterNetworkPolicy"), "policy.networking.k8s.io/v1beta1/ClusterNetworkPolicy"},
+		{storedList("policy.networking.k8s.io/v1alpha2/ClusterNetworkPolicy"), "policy.networking.k8s.io/v1alpha2/ClusterNetworkPolicy"},
 	},
+}
+
+// storedList returns a list of the objects of gvk as they are stored.
+func storedList(gvk string) func() client.ObjectList {
+	return func() client.ObjectList {
+		apiVersion, kind := splitGVK(gvk)
+		l := &unstructured.UnstructuredList{}
+		l.SetAPIVersion(apiVersion)
+		l.SetKind(kind + "List")
+		return l
+	}
 }
 
 // addAdminPolicyTypes registers the admin network policy types.

@@ -188,3 +188,78 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
+
+// AmbientzWaypoints is which waypoint ambientz gives each Service and pod,
+// by namespace/name: the waypoint's hostname (a Gateway's status address
+// of type Hostname) or address, "" for none.
+type AmbientzWaypoints struct {
+	Services  map[string]string
+	Workloads map[string]string
+}
+
+// gatewayAddress is istio.workload.GatewayAddress as protojson writes it.
+type gatewayAddress struct {
+	Hostname *struct {
+		Namespace string `json:"namespace"`
+		Hostname  string `json:"hostname"`
+	} `json:"hostname"`
+	Address *struct {
+		Network string `json:"network"`
+		Address []byte `json:"address"`
+	} `json:"address"`
+}
+
+func (g *gatewayAddress) String() string {
+	switch {
+	case g == nil:
+		return ""
+	case g.Hostname != nil:
+		return g.Hostname.Hostname
+	case g.Address != nil:
+		if a, ok := netip.AddrFromSlice(g.Address.Address); ok {
+			return a.String()
+		}
+		return fmt.Sprintf("invalid(%x)", g.Address.Address)
+	}
+	return "?"
+}
+
+// AmbientzWaypoints reads /debug/ambientz for the waypoints of the Services
+// and workloads of istiod's ambient index.
+func (i *Istiod) AmbientzWaypoints(ctx context.Context) (*AmbientzWaypoints, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+i.HTTPAddr+"/debug/ambientz", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/debug/ambientz: %s", resp.Status)
+	}
+	var z struct {
+		Workloads []struct {
+			Name      string          `json:"name"`
+			Namespace string          `json:"namespace"`
+			Waypoint  *gatewayAddress `json:"waypoint"`
+		} `json:"workloads"`
+		Services []struct {
+			Name      string          `json:"name"`
+			Namespace string          `json:"namespace"`
+			Waypoint  *gatewayAddress `json:"waypoint"`
+		} `json:"services"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&z); err != nil {
+		return nil, err
+	}
+	out := &AmbientzWaypoints{Services: map[string]string{}, Workloads: map[string]string{}}
+	for _, s := range z.Services {
+		out.Services[s.Namespace+"/"+s.Name] = s.Waypoint.String()
+	}
+	for _, w := range z.Workloads {
+		out.Workloads[w.Namespace+"/"+w.Name] = w.Waypoint.String()
+	}
+	return out, nil
+}

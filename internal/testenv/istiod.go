@@ -176,6 +176,9 @@ func StartIstiod(ctx context.Context, env *envtest.Environment, c client.Client,
 		"PILOT_ENABLE_AMBIENT=true",
 		"REVISION="+revision,
 		"ISTIOD_CUSTOM_HOST=localhost",
+		// No Deployments for Gateways: nothing would run them, and the
+		// tests write the waypoints' Services and status themselves.
+		"PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false",
 		"POD_NAMESPACE="+o.Namespace,
 		"POD_NAME=istiod-"+revision,
 		"CLUSTER_ID=Kubernetes",

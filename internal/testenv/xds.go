@@ -129,10 +129,32 @@ func FetchListeners(ctx context.Context, addr string, node *corev3.Node) ([]*lis
 
 // RBACFilter is what one proxy's RBAC filter holds, by Istio's policy name
 // ns[NS]-policy[NAME]-rule[N]: Rules are enforced, Shadow (dry-run) only
-// logged. A nil map is one the filter does not have.
+// logged, of ALLOW policies. A nil map is one the filter does not have.
 type RBACFilter struct {
 	Rules  map[string]RBACRule
 	Shadow map[string]RBACRule
+	// Deny and DenyShadow are the same for DENY policies, which Istio
+	// writes in an RBAC filter of their own (action DENY), before the
+	// ALLOW one.
+	Deny       map[string]RBACRule `json:",omitempty"`
+	DenyShadow map[string]RBACRule `json:",omitempty"`
+}
+
+// merge adds the rules of o, an RBAC filter of the same chain.
+func (f *RBACFilter) merge(o RBACFilter) error {
+	for _, p := range []struct {
+		name     string
+		dst, src *map[string]RBACRule
+	}{{"rules", &f.Rules, &o.Rules}, {"shadow rules", &f.Shadow, &o.Shadow}, {"DENY rules", &f.Deny, &o.Deny}, {"DENY shadow rules", &f.DenyShadow, &o.DenyShadow}} {
+		if *p.src == nil {
+			continue
+		}
+		if *p.dst != nil {
+			return fmt.Errorf("two RBAC filters with %s", p.name)
+		}
+		*p.dst = *p.src
+	}
+	return nil
 }
 
 // RBACRule is one ALLOW rule, in the L4 fields netpol2authz writes, every list
@@ -168,35 +190,35 @@ func InboundRBAC(listeners []*listenerv3.Listener) (RBACFilter, []string, error)
 		first        *RBACFilter
 		chains, bare []string
 	)
-	add := func(chain string, rules, shadow *rbacv3.RBAC) error {
-		f, err := DecodeFilter(rules, shadow)
-		if err != nil {
-			return fmt.Errorf("filter chain %s: %w", chain, err)
-		}
-		if first == nil {
-			first = &f
-		} else if d := DiffRBAC(*first, f); d != "" {
-			return fmt.Errorf("filter chain %s differs from %s (-first +this):\n%s", chain, chains[0], d)
-		}
-		chains = append(chains, chain)
-		return nil
-	}
 	for n, fc := range listeners[i].FilterChains {
 		chain := fmt.Sprintf("%s#%d", fc.Name, n)
-		had := len(chains)
-		for _, f := range fc.Filters {
-			switch f.Name {
+		var f *RBACFilter
+		add := func(what string, rules, shadow *rbacv3.RBAC) error {
+			g, err := DecodeFilter(rules, shadow)
+			if err != nil {
+				return fmt.Errorf("filter chain %s%s: %w", chain, what, err)
+			}
+			if f == nil {
+				f = &RBACFilter{}
+			}
+			if err := f.merge(g); err != nil {
+				return fmt.Errorf("filter chain %s%s: %w", chain, what, err)
+			}
+			return nil
+		}
+		for _, flt := range fc.Filters {
+			switch flt.Name {
 			case netRBAC:
 				r := &rbacnet.RBAC{}
-				if err := f.GetTypedConfig().UnmarshalTo(r); err != nil {
+				if err := flt.GetTypedConfig().UnmarshalTo(r); err != nil {
 					return RBACFilter{}, nil, err
 				}
-				if err := add(chain, r.Rules, r.ShadowRules); err != nil {
+				if err := add("", r.Rules, r.ShadowRules); err != nil {
 					return RBACFilter{}, nil, err
 				}
 			case httpManager:
 				m := &hcm.HttpConnectionManager{}
-				if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+				if err := flt.GetTypedConfig().UnmarshalTo(m); err != nil {
 					return RBACFilter{}, nil, err
 				}
 				for _, hf := range m.HttpFilters {
@@ -207,15 +229,26 @@ func InboundRBAC(listeners []*listenerv3.Listener) (RBACFilter, []string, error)
 					if err := hf.GetTypedConfig().UnmarshalTo(r); err != nil {
 						return RBACFilter{}, nil, err
 					}
-					if err := add(chain+" (HTTP)", r.Rules, r.ShadowRules); err != nil {
+					if err := add(" (HTTP)", r.Rules, r.ShadowRules); err != nil {
 						return RBACFilter{}, nil, err
 					}
 				}
 			}
 		}
-		if len(chains) == had && fc.Name != blackhole {
-			bare = append(bare, chain)
+		switch {
+		case f == nil:
+			if fc.Name != blackhole {
+				bare = append(bare, chain)
+			}
+			continue
+		case first == nil:
+			first = f
+		default:
+			if d := DiffRBAC(*first, *f); d != "" {
+				return RBACFilter{}, nil, fmt.Errorf("filter chain %s differs from %s (-first +this):\n%s", chain, chains[0], d)
+			}
 		}
+		chains = append(chains, chain)
 	}
 	if first == nil {
 		return RBACFilter{}, nil, nil
@@ -226,28 +259,59 @@ func InboundRBAC(listeners []*listenerv3.Listener) (RBACFilter, []string, error)
 	return *first, chains, nil
 }
 
+// DecodeFilter reads a sidecar's RBAC filter, where a peer's identity is
+// the authenticated principal of its mTLS connection.
 func DecodeFilter(rules, shadow *rbacv3.RBAC) (RBACFilter, error) {
+	return decoder{}.filter(rules, shadow)
+}
+
+// DecodeWaypointFilter reads a waypoint's RBAC filter, where a peer's
+// identity is the filter state io.istio.peer_principal: the client's,
+// taken from the HBONE connection by connect_terminate.
+func DecodeWaypointFilter(rules, shadow *rbacv3.RBAC) (RBACFilter, error) {
+	return decoder{filterState: true}.filter(rules, shadow)
+}
+
+// decoder inverts Istio's RBAC for one kind of proxy: filterState says
+// principals and namespaces are matched on the filter state
+// io.istio.peer_principal (waypoints), not on the authenticated principal
+// (sidecars). A matcher of the other kind is an error.
+type decoder struct{ filterState bool }
+
+// peerPrincipalKey is the filter state a waypoint keeps the client's
+// identity under.
+const peerPrincipalKey = "io.istio.peer_principal"
+
+func (d decoder) filter(rules, shadow *rbacv3.RBAC) (RBACFilter, error) {
 	var c RBACFilter
-	var err error
-	if c.Rules, err = decodeRBAC(rules); err != nil {
-		return c, fmt.Errorf("rules: %w", err)
-	}
-	if c.Shadow, err = decodeRBAC(shadow); err != nil {
-		return c, fmt.Errorf("shadow_rules: %w", err)
+	for _, r := range []struct {
+		name        string
+		rbac        *rbacv3.RBAC
+		allow, deny *map[string]RBACRule
+	}{{"rules", rules, &c.Rules, &c.Deny}, {"shadow_rules", shadow, &c.Shadow, &c.DenyShadow}} {
+		if r.rbac == nil {
+			continue
+		}
+		dst := r.allow
+		switch r.rbac.Action {
+		case rbacv3.RBAC_ALLOW:
+		case rbacv3.RBAC_DENY:
+			dst = r.deny
+		default:
+			return c, fmt.Errorf("%s: action %s, not ALLOW or DENY", r.name, r.rbac.Action)
+		}
+		var err error
+		if *dst, err = d.rbac(r.rbac); err != nil {
+			return c, fmt.Errorf("%s: %w", r.name, err)
+		}
 	}
 	return c, nil
 }
 
-func decodeRBAC(r *rbacv3.RBAC) (map[string]RBACRule, error) {
-	if r == nil {
-		return nil, nil
-	}
-	if r.Action != rbacv3.RBAC_ALLOW {
-		return nil, fmt.Errorf("action %s, not ALLOW", r.Action)
-	}
+func (d decoder) rbac(r *rbacv3.RBAC) (map[string]RBACRule, error) {
 	out := map[string]RBACRule{}
 	for name, p := range r.Policies {
-		rule, err := decodePolicy(p)
+		rule, err := d.policy(p)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -263,12 +327,12 @@ var rbacMatchNever = &rbacv3.Policy{
 	Principals:  []*rbacv3.Principal{{Identifier: &rbacv3.Principal_NotId{NotId: &rbacv3.Principal{Identifier: &rbacv3.Principal_Any{Any: true}}}}},
 }
 
-// decodePolicy reads one Envoy policy: one principal per `from` (an and_ids of
+// policy reads one Envoy policy: one principal per `from` (an and_ids of
 // one matcher set per source field), one permission per `to` (an and_rules
 // of the ports), or a lone `any` where the rule has no from or no to.
 // Anything else is an error, so a change in Istio's output cannot pass
 // unnoticed.
-func decodePolicy(p *rbacv3.Policy) (RBACRule, error) {
+func (d decoder) policy(p *rbacv3.Policy) (RBACRule, error) {
 	if proto.Equal(p, rbacMatchNever) {
 		return RBACRule{Never: true}, nil
 	}
@@ -281,7 +345,7 @@ func decodePolicy(p *rbacv3.Policy) (RBACRule, error) {
 		if len(ids) == 1 && ids[0].GetAny() && len(p.Principals) == 1 {
 			break // no from: any source
 		}
-		src, err := decodeSource(ids)
+		src, err := d.source(ids)
 		if err != nil {
 			return RBACRule{}, fmt.Errorf("%w in principal %s", err, prototext.Format(pr))
 		}
@@ -309,17 +373,18 @@ func decodePolicy(p *rbacv3.Policy) (RBACRule, error) {
 	return rule, nil
 }
 
-// decodeSource reads the matcher sets of one source: or_ids of
-// authenticated principal names (principals: exact spiffe://PRINCIPAL;
+// source reads the matcher sets of one source: or_ids of
+// authenticated principal names (on a waypoint: filter state
+// io.istio.peer_principal) (principals: exact spiffe://PRINCIPAL;
 // namespaces: the regex .*/ns/NAMESPACE/.*), or_ids of direct_remote_ip
 // (ipBlocks), not_id of those (notIpBlocks).
-func decodeSource(ids []*rbacv3.Principal) (RBACSource, error) {
+func (d decoder) source(ids []*rbacv3.Principal) (RBACSource, error) {
 	var s RBACSource
 	if len(ids) == 0 {
 		return s, fmt.Errorf("empty source")
 	}
 	for _, id := range ids {
-		field, values, err := decodeMatchers(id)
+		field, values, err := d.matchers(id)
 		if err != nil {
 			return s, err
 		}
@@ -343,9 +408,9 @@ func decodeSource(ids []*rbacv3.Principal) (RBACSource, error) {
 	return s, nil
 }
 
-func decodeMatchers(id *rbacv3.Principal) (field string, values []string, err error) {
+func (d decoder) matchers(id *rbacv3.Principal) (field string, values []string, err error) {
 	if not := id.GetNotId(); not != nil {
-		field, values, err := decodeMatchers(not)
+		field, values, err := d.matchers(not)
 		if err != nil || field != "ipBlocks" {
 			return "", nil, fmt.Errorf("unexpected not_id %s", prototext.Format(id))
 		}
@@ -356,7 +421,7 @@ func decodeMatchers(id *rbacv3.Principal) (field string, values []string, err er
 		return "", nil, fmt.Errorf("unexpected matcher %s", prototext.Format(id))
 	}
 	for _, m := range or {
-		f, v, err := decodeMatcher(m)
+		f, v, err := d.matcher(m)
 		if err != nil {
 			return "", nil, err
 		}
@@ -369,11 +434,17 @@ func decodeMatchers(id *rbacv3.Principal) (field string, values []string, err er
 	return field, values, nil
 }
 
-func decodeMatcher(m *rbacv3.Principal) (field, value string, err error) {
+func (d decoder) matcher(m *rbacv3.Principal) (field, value string, err error) {
 	if cidr := m.GetDirectRemoteIp(); cidr != nil {
 		return "ipBlocks", fmt.Sprintf("%s/%d", cidr.AddressPrefix, cidr.GetPrefixLen().GetValue()), nil
 	}
 	name := m.GetAuthenticated().GetPrincipalName()
+	if d.filterState {
+		name = nil
+		if fs := m.GetFilterState(); fs.GetKey() == peerPrincipalKey {
+			name = fs.GetStringMatch()
+		}
+	}
 	if exact, ok := strings.CutPrefix(name.GetExact(), "spiffe://"); ok && !name.IgnoreCase {
 		return "principals", exact, nil
 	}
@@ -423,3 +494,112 @@ func rbacNamespaceOf(re string) (string, bool) {
 
 // DiffRBAC is empty when two filters hold the same rules.
 func DiffRBAC(want, got RBACFilter) string { return cmp.Diff(want, got) }
+
+// Waypoints. The waypoint's proxy (a Gateway of class istio-waypoint)
+// enforces AuthorizationPolicies bound to its Services (targetRefs) on the
+// filter chains of its internal listener main_internal: one chain per
+// Service port and protocol, inbound-vip|PORT|tcp|HOST and
+// inbound-vip|PORT|http|HOST, and the chains direct-tcp and direct-http for
+// traffic sent to the pod IPs of workloads bound to it.
+const (
+	mainInternal = "main_internal"
+	// gatewayManaged is the value of gateway.istio.io/managed on the pods
+	// of Istio's own waypoints.
+	gatewayManaged = "istio.io-mesh-controller"
+)
+
+// WaypointNode is the node the istio-agent of a waypoint's pod announces:
+// the ID waypoint~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local and
+// metadata whose labels name the Gateway
+// (gateway.networking.k8s.io/gateway-name), which is what makes istiod
+// treat the proxy as that Gateway's: it serves the Services whose address
+// is the Gateway's status address, and attaches the policies bound to
+// those Services. pod need not exist: istiod then takes the labels from
+// the metadata.
+func WaypointNode(gateway, namespace, pod, ip, serviceAccount string) (*corev3.Node, error) {
+	md, err := structpb.NewStruct(map[string]any{
+		"NAME":       pod,
+		"NAMESPACE":  namespace,
+		"CLUSTER_ID": "Kubernetes",
+		"LABELS": map[string]any{
+			"gateway.networking.k8s.io/gateway-name": gateway,
+			"gateway.istio.io/managed":               gatewayManaged,
+		},
+		"SERVICE_ACCOUNT": serviceAccount,
+		"ISTIO_VERSION":   ProxyVersion,
+		"INSTANCE_IPS":    ip,
+		"WORKLOAD_NAME":   gateway,
+	})
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("waypoint~%s~%s.%s~%s.svc.cluster.local", ip, pod, namespace, namespace)
+	return &corev3.Node{Id: id, Metadata: md}, nil
+}
+
+// WaypointRBAC reads the RBAC filters of a waypoint's main_internal
+// listener, by filter chain name: the network filter of a TCP chain, the
+// HTTP filter of an HTTP one; a chain without one maps to nil (it lets
+// everything through). Principals and namespaces are read from the filter
+// state io.istio.peer_principal, where the waypoint keeps the client's
+// identity. A chain's DENY and ALLOW filters make one RBACFilter.
+func WaypointRBAC(listeners []*listenerv3.Listener) (map[string]*RBACFilter, error) {
+	i := slices.IndexFunc(listeners, func(l *listenerv3.Listener) bool { return l.Name == mainInternal })
+	if i < 0 {
+		var names []string
+		for _, l := range listeners {
+			names = append(names, l.Name)
+		}
+		return nil, fmt.Errorf("no %s listener among %v", mainInternal, names)
+	}
+	out := map[string]*RBACFilter{}
+	for _, fc := range listeners[i].FilterChains {
+		if _, dup := out[fc.Name]; dup {
+			return nil, fmt.Errorf("filter chain %s twice", fc.Name)
+		}
+		out[fc.Name] = nil
+		set := func(rules, shadow *rbacv3.RBAC) error {
+			f, err := DecodeWaypointFilter(rules, shadow)
+			if err != nil {
+				return fmt.Errorf("filter chain %s: %w", fc.Name, err)
+			}
+			if out[fc.Name] == nil {
+				out[fc.Name] = &RBACFilter{}
+			}
+			if err := out[fc.Name].merge(f); err != nil {
+				return fmt.Errorf("filter chain %s: %w", fc.Name, err)
+			}
+			return nil
+		}
+		for _, f := range fc.Filters {
+			switch f.Name {
+			case netRBAC:
+				r := &rbacnet.RBAC{}
+				if err := f.GetTypedConfig().UnmarshalTo(r); err != nil {
+					return nil, err
+				}
+				if err := set(r.Rules, r.ShadowRules); err != nil {
+					return nil, err
+				}
+			case httpManager:
+				m := &hcm.HttpConnectionManager{}
+				if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+					return nil, err
+				}
+				for _, hf := range m.HttpFilters {
+					if hf.Name != httpRBAC {
+						continue
+					}
+					r := &rbachttp.RBAC{}
+					if err := hf.GetTypedConfig().UnmarshalTo(r); err != nil {
+						return nil, err
+					}
+					if err := set(r.Rules, r.ShadowRules); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}

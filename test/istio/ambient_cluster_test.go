@@ -107,7 +107,8 @@ type ztunnelExpectation struct {
 }
 
 // expectZtunnel is what istiod must send ztunnel for the generated
-// policies and the pods of namespaces: every policy compiled (a dry-run
+// policies and the pods of namespaces: every policy compiled but those
+// bound with targetRefs (to a waypoint's Service: istiod sends ztunnel none) (a dry-run
 // one only when dryRunSent, istiod's AMBIENT_ENABLE_DRY_RUN_AUTHORIZATION_POLICY),
 // and on every pod the selector policies of its namespace whose labels it
 // carries. Policies without selector apply by namespace and are on no
@@ -116,7 +117,7 @@ func expectZtunnel(namespaces []string, policies []*securityv1.AuthorizationPoli
 	e := ztunnelExpectation{Namespaces: namespaces, Attached: map[string][]string{}}
 	var sent []*securityv1.AuthorizationPolicy
 	for _, ap := range policies {
-		if ap.Annotations[annotationDryRun] == "true" && !dryRunSent {
+		if ap.Annotations[annotationDryRun] == "true" && !dryRunSent || boundByTargetRefs(ap) {
 			continue
 		}
 		p, err := expectedZtunnel(ap, istiod.Namespace)
@@ -243,6 +244,9 @@ func acceptedAs(ctx context.Context, c client.Client, policies []*securityv1.Aut
 	return func() error {
 		var out []string
 		for _, ap := range policies {
+			if boundByTargetRefs(ap) {
+				continue // WaypointAccepted, not ZtunnelAccepted: see waypoint_test.go
+			}
 			want := ztCondition{Status: "True", Reason: "Accepted", Message: "attached to ztunnel"}
 			if ap.Annotations[annotationDryRun] == "true" {
 				want = ztCondition{Status: "False", Reason: "UnsupportedValue", Message: fmt.Sprintf(
@@ -271,4 +275,11 @@ func acceptedAs(ctx context.Context, c client.Client, policies []*securityv1.Aut
 		}
 		return nil
 	}
+}
+
+// boundByTargetRefs says whether ap is bound with targetRefs (to a Service,
+// at its waypoint) rather than by selector: istiod sends it to no ztunnel
+// and no sidecar, and writes WaypointAccepted on it.
+func boundByTargetRefs(ap *securityv1.AuthorizationPolicy) bool {
+	return len(ap.Spec.GetTargetRefs()) > 0 || ap.Spec.GetTargetRef() != nil
 }

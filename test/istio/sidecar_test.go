@@ -141,11 +141,11 @@ var _ = Describe("The sidecar RBAC filter", Ordered, func() {
 // can insist it compared every row of the translation contract.
 type coverage map[string]int
 
-var coverageRows = []string{"enforced rules", "shadow rules", "deny-all", "from any source", "to any port",
+var coverageRows = []string{"enforced rules", "shadow rules", "DENY rules", "deny-all", "from any source", "to any port",
 	"principals", "namespaces", `namespaces ["*"]`, "ipBlocks", "notIpBlocks", "several ports"}
 
 func (c coverage) add(f rbacFilter) {
-	for kind, rules := range map[string]map[string]rbacRule{"enforced rules": f.Rules, "shadow rules": f.Shadow} {
+	for kind, rules := range map[string]map[string]rbacRule{"enforced rules": f.Rules, "shadow rules": f.Shadow, "DENY rules": f.Deny, "DENY shadow rules": f.DenyShadow} {
 		for _, r := range rules {
 			c.count(kind, true)
 			c.count("deny-all", r.Never)
@@ -273,7 +273,7 @@ func sidecarGets(pod *corev1.Pod) (rbacFilter, error) {
 
 // selecting lists the AuthorizationPolicies that apply to pod: those of its
 // namespace whose selector matches its labels, and those of Istio's root
-// namespace that do.
+// namespace that do (policies bound with targetRefs never do).
 func selecting(pod *corev1.Pod) ([]*securityv1.AuthorizationPolicy, error) {
 	var out []*securityv1.AuthorizationPolicy
 	for _, ns := range []string{pod.Namespace, istiod.Namespace} {
@@ -282,8 +282,8 @@ func selecting(pod *corev1.Pod) ([]*securityv1.AuthorizationPolicy, error) {
 			return nil, err
 		}
 		for _, ap := range list.Items {
-			if len(ap.Spec.TargetRefs) > 0 || ap.Spec.TargetRef != nil {
-				return nil, fmt.Errorf("%s/%s has targetRefs", ap.Namespace, ap.Name)
+			if boundByTargetRefs(ap) {
+				continue // for waypoints: istiod gives sidecars none (ShouldAttachPolicy)
 			}
 			if matchLabels(ap.Spec.GetSelector().GetMatchLabels(), pod.Labels) {
 				out = append(out, ap)
@@ -302,19 +302,26 @@ func matchLabels(selector, labels map[string]string) bool {
 	return true
 }
 
-// expectRBAC is what Istio builds from the ALLOW policies aps (see
+// expectRBAC is what Istio builds from the policies aps (see
 // docs/istio.md): each rule N of policy NAME in NS under
 // ns[NS]-policy[NAME]-rule[N], in the shadow rules when the policy is
-// dry-run; a policy without rules as a rule[0] that matches nothing.
+// dry-run, DENY ones apart; a policy without rules as a rule[0] that
+// matches nothing.
 func expectRBAC(aps []*securityv1.AuthorizationPolicy) (rbacFilter, error) {
 	var f rbacFilter
 	for _, ap := range aps {
-		if ap.Spec.Action != secv1beta1.AuthorizationPolicy_ALLOW || ap.Spec.GetProvider() != nil {
-			return f, fmt.Errorf("%s/%s: action %s, not ALLOW", ap.Namespace, ap.Name, ap.Spec.Action)
+		enforced, shadow := &f.Rules, &f.Shadow
+		switch {
+		case ap.Spec.GetProvider() != nil:
+			return f, fmt.Errorf("%s/%s: a provider", ap.Namespace, ap.Name)
+		case ap.Spec.Action == secv1beta1.AuthorizationPolicy_DENY:
+			enforced, shadow = &f.Deny, &f.DenyShadow
+		case ap.Spec.Action != secv1beta1.AuthorizationPolicy_ALLOW:
+			return f, fmt.Errorf("%s/%s: action %s, not ALLOW or DENY", ap.Namespace, ap.Name, ap.Spec.Action)
 		}
-		dst := &f.Rules
+		dst := enforced
 		if dry, _ := strconv.ParseBool(ap.Annotations[translate.AnnotationIstioDryRun]); dry {
-			dst = &f.Shadow
+			dst = shadow
 		}
 		if *dst == nil {
 			*dst = map[string]rbacRule{}

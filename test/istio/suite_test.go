@@ -56,6 +56,11 @@ var _ = BeforeSuite(func() {
 	var err error
 	env, err = testenv.New()
 	Expect(err).NotTo(HaveOccurred())
+	root, err := testenv.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+	gatewayAPI, err := testenv.GatewayAPICRDs(root)
+	Expect(err).NotTo(HaveOccurred())
+	env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, gatewayAPI...) // waypoints are Gateways
 	cfg, err = env.Start()
 	Expect(err).NotTo(HaveOccurred())
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})

@@ -164,20 +164,17 @@ func (s *podStore) byIndex(index, key string) ([]*cachedPod, error) {
 
 // inNamespace returns the engine's view of the pods of namespace ns.
 func (s *podStore) inNamespace(ns string) ([]translate.Pod, error) {
-	pods, err := s.byIndex(podsByNamespace, ns)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]translate.Pod, len(pods))
-	for i, p := range pods {
-		out[i] = p.Pod
-	}
-	return out, nil
+	return s.engineView(podsByNamespace, ns)
 }
 
 // ofServiceAccount returns the pods of a namespace's ServiceAccount.
 func (s *podStore) ofServiceAccount(ns, serviceAccount string) ([]translate.Pod, error) {
-	pods, err := s.byIndex(podsByServiceAccount, serviceAccountKey(ns, serviceAccount))
+	return s.engineView(podsByServiceAccount, serviceAccountKey(ns, serviceAccount))
+}
+
+// engineView returns the engine's view of the pods of one index key.
+func (s *podStore) engineView(index, key string) ([]translate.Pod, error) {
+	pods, err := s.byIndex(index, key)
 	if err != nil {
 		return nil, err
 	}

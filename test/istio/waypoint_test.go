@@ -89,6 +89,43 @@ var _ = Describe("Waypoints (ambient)", func() {
 			}
 		}
 	}, entries)
+
+	It("tells a changed policy apart from what the waypoint got", func() {
+		i := slices.IndexFunc(cases, func(c goldenCase) bool { return c.Name == "waypoint-namespace-label/permissive" })
+		Expect(i).To(BeNumerically(">=", 0))
+		wc := createWaypointCase(cases[i])
+		w := wc.waypoints[0]
+		var got map[string]*rbacFilter
+		Eventually(func() (err error) { got, err = wc.waypointGets(w); return err }).
+			WithTimeout(compiledWithin).WithPolling(interval).Should(Succeed())
+		svcPolicy := slices.IndexFunc(wc.policies, func(ap *securityv1.AuthorizationPolicy) bool { return ap.Name == "netpol-db-svc-metrics" })
+		Expect(svcPolicy).To(BeNumerically(">=", 0))
+		for what, mutate := range map[string]func(aps []*securityv1.AuthorizationPolicy) []*securityv1.AuthorizationPolicy{
+			"a policy fewer": func(aps []*securityv1.AuthorizationPolicy) []*securityv1.AuthorizationPolicy {
+				return slices.Delete(aps, svcPolicy, svcPolicy+1)
+			},
+			"the target port instead of the service port": func(aps []*securityv1.AuthorizationPolicy) []*securityv1.AuthorizationPolicy {
+				aps[svcPolicy].Spec.Rules[0].To[0].Operation.Ports = []string{"5432"}
+				return aps
+			},
+			"the waypoint's principal instead of the client's": func(aps []*securityv1.AuthorizationPolicy) []*securityv1.AuthorizationPolicy {
+				aps[svcPolicy].Spec.Rules[0].From[0].Source.Principals = []string{w.principal()}
+				return aps
+			},
+			"bound to the other Service": func(aps []*securityv1.AuthorizationPolicy) []*securityv1.AuthorizationPolicy {
+				aps[svcPolicy].Spec.TargetRefs[0].Name = "db"
+				return aps
+			},
+		} {
+			mutated := make([]*securityv1.AuthorizationPolicy, len(wc.policies))
+			for i, ap := range wc.policies {
+				mutated[i] = ap.DeepCopy()
+			}
+			want, err := wc.expectChains(w, mutate(mutated))
+			Expect(err).NotTo(HaveOccurred(), what)
+			Expect(diffChains(want, got)).To(ContainSubstring("metrics."+w.gw.Namespace), what)
+		}
+	})
 })
 
 // waypointCase is a golden case with waypoints, created in the cluster.
@@ -484,13 +521,38 @@ func (wc *waypointCase) boundAsExpected() error {
 // Gateway (none generated). No other chain. It returns the chains'
 // filters.
 func (wc *waypointCase) waypointGets(w *waypoint) (map[string]*rbacFilter, error) {
+	want, err := wc.expectChains(w, wc.policies)
+	if err != nil {
+		return nil, err
+	}
+	node, err := testenv.WaypointNode(w.gw.Name, w.gw.Namespace, w.pod, w.ip, w.sa)
+	if err != nil {
+		return nil, err
+	}
+	listeners, err := fetchListeners(ctx, istiod.GRPCAddr, node)
+	if err != nil {
+		return nil, err
+	}
+	got, err := testenv.WaypointRBAC(listeners)
+	if err != nil {
+		return nil, fmt.Errorf("waypoint %s: %w", w.key(), err)
+	}
+	if d := diffChains(want, got); d != "" {
+		return got, fmt.Errorf("waypoint %s: the RBAC of its chains differs from the policies bound to its Services (-generated +istiod):\n%s", w.key(), d)
+	}
+	return got, nil
+}
+
+// expectChains is what w's chains must carry for policies: by chain name,
+// a Service port's under protocol *.
+func (wc *waypointCase) expectChains(w *waypoint, policies []*securityv1.AuthorizationPolicy) (map[string]*rbacFilter, error) {
 	want := map[string]*rbacFilter{"direct-tcp": nil, "direct-http": nil}
 	for _, svc := range wc.allServices() {
 		if wc.serviceWaypoint(svc) != w {
 			continue
 		}
 		var bound []*securityv1.AuthorizationPolicy
-		for _, ap := range wc.policies {
+		for _, ap := range policies {
 			if ap.Namespace == svc.Namespace && boundByTargetRefs(ap) && slices.ContainsFunc(ap.Spec.GetTargetRefs(), func(r *typev1beta1.PolicyTargetReference) bool { return r.GetName() == svc.Name }) {
 				bound = append(bound, ap)
 			}
@@ -509,22 +571,7 @@ func (wc *waypointCase) waypointGets(w *waypoint) (map[string]*rbacFilter, error
 			}
 		}
 	}
-	node, err := testenv.WaypointNode(w.gw.Name, w.gw.Namespace, w.pod, w.ip, w.sa)
-	if err != nil {
-		return nil, err
-	}
-	listeners, err := fetchListeners(ctx, istiod.GRPCAddr, node)
-	if err != nil {
-		return nil, err
-	}
-	got, err := testenv.WaypointRBAC(listeners)
-	if err != nil {
-		return nil, fmt.Errorf("waypoint %s: %w", w.key(), err)
-	}
-	if d := diffChains(want, got); d != "" {
-		return got, fmt.Errorf("waypoint %s: the RBAC of its chains differs from the policies bound to its Services (-generated +istiod):\n%s", w.key(), d)
-	}
-	return got, nil
+	return want, nil
 }
 
 // vipChain is the name of the waypoint's chain for port of svc and proto

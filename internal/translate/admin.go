@@ -327,7 +327,11 @@ func (c *tctx) adminAllow(g *targetGroup, at *adminRuleAt, higher []adminRuleAt)
 		from = append(from, c.resolvePeer(&cp, &f)...)
 	}
 	if len(from) == 0 {
-		return nil // an empty from would allow every source
+		// An empty from would allow every source: the rule goes, and its
+		// peers' findings (sources outside the mesh, in strict) say why
+		// they lose what it allows, as for a NetworkPolicy's rule.
+		c.f = append(c.f, f...)
+		return nil
 	}
 	ports, keep := c.adminPorts(at, subj, false, refs)
 	if !keep {
@@ -423,7 +427,7 @@ func (c *tctx) denySources(r *adminpolicy.CompiledRule, i int) ([]sourceSpec, st
 		return nil, ""
 	}
 	var namespaces, principals, blocks []string
-	var shared, unknown []string
+	var shared, unknown, sameAddr []string
 	for _, ns := range c.idx.sorted {
 		if !nsSel.Matches(ns.labels) {
 			continue
@@ -455,6 +459,20 @@ func (c *tctx) denySources(r *adminpolicy.CompiledRule, i int) ([]sourceSpec, st
 			}
 		}
 	}
+	if len(blocks) > 0 {
+		// An address denies every pod that has it, selected or not.
+		denied := map[string]bool{}
+		for _, b := range blocks {
+			denied[b] = true
+		}
+		for _, ns := range c.idx.sorted {
+			for _, pod := range ns.pods {
+				if denied[pod.ipBlock] && !r.PeerMatchesPod(i, ns.labels, pod.labels, pod.addr) {
+					sameAddr = append(sameAddr, podName(c.ns.name, pod))
+				}
+			}
+		}
+	}
 	if nsAll && len(sel.Namespaces.MatchLabels)+len(sel.Namespaces.MatchExpressions) == 0 {
 		namespaces = []string{"*"} // every namespace, those created later too
 	}
@@ -472,6 +490,9 @@ func (c *tctx) denySources(r *adminpolicy.CompiledRule, i int) ([]sourceSpec, st
 	var notes []string
 	if len(shared) > 0 {
 		notes = append(notes, fmt.Sprintf("the principals of %s also cover %s, which it does not select, so they are denied too", p.Path, nameList(shared)))
+	}
+	if len(sameAddr) > 0 {
+		notes = append(notes, fmt.Sprintf("the addresses of the pods outside the mesh that %s selects are also those of %s, which it does not select, so they are denied too", p.Path, nameList(sameAddr)))
 	}
 	if len(unknown) > 0 {
 		notes = append(notes, fmt.Sprintf("%s that %s selects %s outside the mesh with no known address, so Istio cannot deny them", nameList(unknown), p.Path, pick(len(unknown) == 1, "is", "are")))

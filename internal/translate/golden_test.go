@@ -208,6 +208,7 @@ var variants = map[string]Fidelity{
 var goldenCases = map[string]string{
 	"allow-all-ingress":            "ingress: [{}] gives one empty rule",
 	"admin-allow":                  "AdminNetworkPolicy Allow admits a namespace and a pod peer the NetworkPolicy denies: ALLOW rules of their own policy, labelled with the admin policy, in both fidelities; AdminPolicyApplies",
+	"admin-allow-not-in-mesh":      "AdminNetworkPolicy Allow whose only source has no mesh identity: strict drops the rule and still reports SourceNotInMesh (why the source loses access), permissive allows its address",
 	"admin-deny":                   "AdminNetworkPolicy Deny of traffic the NetworkPolicy allows: permissive reports it (AdminPolicyDenies), strict writes a DENY policy whose shared principal denies more",
 	"admin-pass":                   "a Pass of higher priority over an Allow: permissive keeps the Allow and reports the widening, strict drops it; AdminPolicyAllows",
 	"admin-baseline":               "BaselineAdminNetworkPolicy: no change for the pods a NetworkPolicy selects, an Info naming them",

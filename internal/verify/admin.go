@@ -193,6 +193,27 @@ func (a *adminEval) at(d *dstClass) *adminAt {
 	return out
 }
 
+// allowPortsAt are the ports the admin tier's Allow rules match at d. The
+// translation writes those rules as ALLOW rules beside the rules of the
+// NetworkPolicies selecting d, resolving their peers as a NetworkPolicy's:
+// the findings it raises for those peers (SourceNotInMesh, SharedIdentity,
+// IdentityPending, NamespaceUnknown) name the NetworkPolicy, and are about
+// these ports as well as its own.
+func (a *adminEval) allowPortsAt(d *dstClass) portSet {
+	var out portSet
+	for _, p := range a.policies {
+		if p.Tier != adminpolicy.TierAdmin || !p.Selects(d.ns.labels, d.labels) {
+			continue
+		}
+		for i := range p.Ingress {
+			if r := &p.Ingress[i]; r.Action == adminpolicy.ActionAllow {
+				out = out.union(adminPortsAt(r, d))
+			}
+		}
+	}
+	return out
+}
+
 func (a *adminAt) portSets() []portSet {
 	var out []portSet
 	for _, list := range [][]adminContrib{a.in, a.baseIn, a.eg, a.baseEg} {
@@ -281,14 +302,56 @@ func (e *engine) adminFindingExplainer(x *explainer, f translate.Finding, permis
 	switch f.Type {
 	case translate.AdminPolicyAllows:
 		x.more, x.less = permissive, !permissive
+		if permissive {
+			// Permissive's ALLOW admits the rule's sources by principal,
+			// and those outside the mesh by address, or by any address
+			// when theirs is unknown: where it widens the rule (to every
+			// port, to more pods), it widens it for all of them.
+			x.src = e.sharingSources(x.src, true)
+		}
 	case translate.AdminPolicyDenies:
 		x.more, x.less = true, !permissive
+		if !permissive {
+			// Strict's DENY names principals and addresses: it also
+			// denies the other pods of those ServiceAccounts, and the
+			// other pods at those addresses, as its notes say.
+			x.src = e.sharingSources(x.src, false)
+		}
 	case translate.AdminPolicyConflict:
 		x.more, x.less = true, true
 	default:
 		return false
 	}
 	return true
+}
+
+// sharingSources are the source classes of b and those that share a
+// principal with a class of b in the mesh, or an address with one outside
+// it; nil (any source) when anyAddress and a class of b outside the mesh
+// has no known address.
+func (e *engine) sharingSources(b bitset, anyAddress bool) bitset {
+	out := e.w.newSrcSet()
+	out.or(b)
+	for i, c := range e.w.srcs {
+		if c.external != nil || !b.has(i) {
+			continue
+		}
+		var same []int
+		switch {
+		case c.inMesh:
+			same = e.w.srcByPrincipal[c.principal]
+		case c.addr.IsValid():
+			same = e.w.srcByAddr[c.addr]
+		case anyAddress:
+			return nil
+		}
+		for _, j := range same {
+			if e.w.srcs[j].external == nil {
+				out.set(j)
+			}
+		}
+	}
+	return out
 }
 
 var (

@@ -171,3 +171,158 @@ func TestAdminDifferencesExplained(t *testing.T) {
 		})
 	}
 }
+
+// anpFromHufflepuff allows hufflepuff's web pods into gryffindor on 8080,
+// a port ingressOnly's rule does not name.
+const anpFromHufflepuff = `
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: hufflepuff-8080}
+  spec:
+    priority: 3
+    subject: {namespaces: {matchLabels: {conformance-house: gryffindor}}}
+    ingress:
+    - action: Allow
+      from: [{pods: {namespaceSelector: {matchLabels: {conformance-house: hufflepuff}}, podSelector: {matchLabels: {app: web}}}}]
+      ports: [{portNumber: {protocol: TCP, port: 8080}}]
+`
+
+// The findings an admin Allow rule's peers raise on the NetworkPolicy's
+// translation (SourceNotInMesh, SharedIdentity) explain the differences on
+// the admin rule's ports, which the NetworkPolicy's own rules need not
+// name.
+func TestAdminPeerFindingsExplained(t *testing.T) {
+	const onlyFrom = `
+networkPolicies:
+- metadata: {name: only-from-slytherin, namespace: gryffindor}
+  spec:
+    podSelector: {}
+    ingress: [{from: [{namespaceSelector: {matchLabels: {conformance-house: slytherin}}}], ports: [{port: 80}]}]
+`
+	cases := map[string]struct {
+		fidelity string
+		pods     string
+		want     []differenceSummary
+	}{
+		"source not in mesh, strict": {fidelity: "strict", pods: `
+- {namespace: hufflepuff, name: ernie-0, labels: {app: web}, serviceAccount: ernie, ip: 10.0.0.4}
+`, want: []differenceSummary{
+			{dir: IstioDeniesMore, expl: "SourceNotInMesh", from: "hufflepuff/ernie-0", to: "gryffindor/*", ports: "8080"},
+		}},
+		"shared identity, strict": {fidelity: "strict", pods: `
+- {namespace: hufflepuff, name: ernie-0, labels: {app: web}, serviceAccount: default, sidecar: true, ip: 10.0.0.4}
+`, want: []differenceSummary{
+			{dir: IstioDeniesMore, expl: "SharedIdentity", from: "hufflepuff/ernie-0", to: "gryffindor/*", ports: "8080"},
+		}},
+		"shared identity, permissive": {fidelity: "permissive", pods: `
+- {namespace: hufflepuff, name: ernie-0, labels: {app: web}, serviceAccount: default, sidecar: true, ip: 10.0.0.4}
+`, want: []differenceSummary{
+			{dir: IstioAllowsMore, expl: "SharedIdentity", from: "hufflepuff/cedric-diggory-0", to: "gryffindor/*", ports: "8080"},
+		}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			text := strings.Replace(houses, "{name: gryffindor, labels", "{name: gryffindor, annotations: {netpol2authz.io/fidelity: "+tc.fidelity+"}, labels", 1)
+			c := readCluster(t, text+tc.pods+onlyFrom+anpFromHufflepuff)
+			r := Verify(c.generated())
+			assertDifferences(t, r, tc.want)
+			for _, msg := range append(checkPromises(c.generated(), r), checkAgainstReference(c.generated(), r)...) {
+				t.Error(msg)
+			}
+		})
+	}
+}
+
+// What strict's DENY and permissive's ALLOW for an admin rule reach beyond
+// the rule's own sources is explained by the finding that says so:
+// principals and addresses shared with pods the rule does not select,
+// and a rule widened to every port that admits sources outside the mesh
+// by any address.
+func TestAdminWideningExplained(t *testing.T) {
+	cases := map[string]string{
+		// The golden case admin-deny: report-0 shares batch-0's
+		// ServiceAccount, which the DENY names.
+		"strict DENY, shared principal": `
+namespaces: [{name: shop, annotations: {netpol2authz.io/fidelity: strict}}]
+pods:
+- {namespace: shop, name: db-0, labels: {app: db}, serviceAccount: db, sidecar: true}
+- {namespace: shop, name: web-0, labels: {app: web}, serviceAccount: web, sidecar: true}
+- {namespace: shop, name: batch-0, labels: {app: batch, role: batch}, serviceAccount: jobs, sidecar: true}
+- {namespace: shop, name: report-0, labels: {app: report, role: batch}, serviceAccount: jobs, sidecar: true}
+networkPolicies:
+- metadata: {name: db, namespace: shop}
+  spec:
+    podSelector: {matchLabels: {app: db}}
+    ingress: [{from: [{podSelector: {matchLabels: {role: batch}}}, {podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: no-batch-to-db}
+  spec:
+    priority: 20
+    subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}
+    ingress: [{action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: batch}}}}], ports: [{portRange: {start: 5430, end: 5440}}]}]
+`,
+		// batch-0 is outside the mesh, denied by its address, which
+		// report-0 (in the mesh, pending) still holds.
+		"strict DENY, shared address": `
+namespaces: [{name: shop, annotations: {netpol2authz.io/fidelity: strict}}]
+pods:
+- {namespace: shop, name: db-0, labels: {app: db}, serviceAccount: db, sidecar: true, ip: 10.1.0.1}
+- {namespace: shop, name: batch-0, labels: {app: batch}, serviceAccount: jobs, ip: 10.1.0.3}
+- {namespace: shop, name: report-0, labels: {app: report}, serviceAccount: report, sidecar: true, phase: Pending, ip: 10.1.0.3}
+networkPolicies:
+- metadata: {name: db, namespace: shop}
+  spec:
+    podSelector: {matchLabels: {app: db}}
+    ingress: [{from: [{podSelector: {}}], ports: [{port: 5432}]}]
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: no-batch-to-db}
+  spec:
+    priority: 20
+    subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}
+    ingress: [{action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: batch}}}}]}]
+`,
+		// The range is past the cap, so permissive's ALLOW matches every
+		// port, and the backup workload template, outside the mesh with
+		// no known address, is admitted from any address.
+		"permissive ALLOW, every port, any address": `
+namespaces:
+- {name: shop, annotations: {netpol2authz.io/fidelity: permissive}}
+- {name: ops}
+pods:
+- {namespace: shop, name: db-0, labels: {app: db}, serviceAccount: db, sidecar: true, ip: 10.1.0.1}
+- {namespace: shop, name: web-0, labels: {app: web}, serviceAccount: web, sidecar: true, ip: 10.1.0.2}
+- {namespace: ops, name: backup, template: Deployment/ops/backup, labels: {app: backup}, serviceAccount: backup}
+networkPolicies:
+- metadata: {name: db, namespace: shop}
+  spec:
+    podSelector: {matchLabels: {app: db}}
+    ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: ops-high-ports}
+  spec:
+    priority: 10
+    subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}
+    ingress: [{action: Allow, from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: ops}}}], ports: [{portRange: {start: 8000, end: 38000}}]}]
+`,
+	}
+	for name, text := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := readCluster(t, text)
+			in := c.generated()
+			r := Verify(in)
+			if r.Stats.Explained == 0 {
+				t.Error("no difference: the case checks nothing")
+			}
+			for _, msg := range append(checkPromises(in, r), checkAgainstReference(in, r)...) {
+				t.Error(msg)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
+
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -244,7 +249,11 @@ func (g *gen) grow(c *testCluster) {
 			c.Options.DefaultMode = translate.Mode(g.pick("", "dry-run", "enforce"))
 			c.Options.MaxPortRange = g.pickInt(0, 50, 1024)
 		default:
-			c.Mesh.TrustDomain = g.pick("", "example.org")
+			if g.next()%3 != 0 {
+				c.Mesh.TrustDomain = g.pick("", "example.org")
+				break
+			}
+			c.admin = append(c.admin, g.adminPolicy(c))
 		}
 	}
 }
@@ -315,4 +324,157 @@ func (g *gen) waypoints(c *testCluster) {
 				IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(9 + g.next()%3)})})
 		}
 	}
+}
+
+// adminPolicy is a random admin network policy: mostly an
+// AdminNetworkPolicy of a few priorities (so that some tie), sometimes the
+// BaselineAdminNetworkPolicy `default` (once), sometimes a
+// ClusterNetworkPolicy of either tier, whose priorities tie with the
+// others too. Their rules Allow (Accept), Deny and Pass, from pods and
+// namespaces peers, on every port or numbered, named and ranged ports;
+// some have egress rules, to pods, namespaces and networks.
+func (g *gen) adminPolicy(c *testCluster) adminpolicy.Policy {
+	kind := g.next() % 8
+	if kind >= 5 && kind <= 6 && slices.ContainsFunc(c.admin, func(p adminpolicy.Policy) bool { return p.Kind == adminpolicy.KindBaselineAdminNetworkPolicy }) {
+		kind = 0
+	}
+	switch kind {
+	case 5, 6:
+		in := &v1alpha1.BaselineAdminNetworkPolicy{}
+		in.Name = "default"
+		in.Spec.Subject.Namespaces, in.Spec.Subject.Pods = g.adminSubject()
+		for range g.next() % 3 {
+			r := v1alpha1.BaselineAdminNetworkPolicyIngressRule{Action: v1alpha1.BaselineAdminNetworkPolicyRuleAction(g.pick("Allow", "Deny", "Deny")), Ports: g.adminPorts()}
+			for range 1 + g.next()%2 {
+				var p v1alpha1.AdminNetworkPolicyIngressPeer
+				p.Namespaces, p.Pods = g.adminSubject()
+				r.From = append(r.From, p)
+			}
+			in.Spec.Ingress = append(in.Spec.Ingress, r)
+		}
+		if g.next()%4 == 0 {
+			r := v1alpha1.BaselineAdminNetworkPolicyEgressRule{Action: v1alpha1.BaselineAdminNetworkPolicyRuleAction(g.pick("Allow", "Deny")), Ports: g.adminPorts()}
+			p := v1alpha1.BaselineAdminNetworkPolicyEgressPeer{}
+			if g.next()%3 == 0 {
+				p.Networks = []v1alpha1.CIDR{v1alpha1.CIDR(g.pick(genNetworks...))}
+			} else {
+				p.Namespaces, p.Pods = g.adminSubject()
+			}
+			r.To = append(r.To, p)
+			in.Spec.Egress = append(in.Spec.Egress, r)
+		}
+		return adminpolicy.FromBaselineAdminNetworkPolicy(in)
+	case 7:
+		in := &v1beta1.ClusterNetworkPolicy{}
+		in.Name = fmt.Sprintf("cnp%d", len(c.admin))
+		in.Spec.Tier = v1beta1.Tier(g.pick("Admin", "Admin", "Baseline"))
+		in.Spec.Priority = int32(g.pickInt(1, 2, 10))
+		nsSel, pods := g.adminSubject()
+		in.Spec.Subject.Namespaces, in.Spec.Subject.Pods = nsSel, toV1beta1(pods)
+		for range g.next() % 3 {
+			r := v1beta1.ClusterNetworkPolicyIngressRule{Action: v1beta1.ClusterNetworkPolicyRuleAction(g.pick("Accept", "Deny", "Pass"))}
+			for range 1 + g.next()%2 {
+				var p v1beta1.ClusterNetworkPolicyIngressPeer
+				nsSel, pods := g.adminSubject()
+				p.Namespaces, p.Pods = nsSel, toV1beta1(pods)
+				r.From = append(r.From, p)
+			}
+			for range g.next() % 3 {
+				var pr v1beta1.ClusterNetworkPolicyProtocol
+				switch g.next() % 5 {
+				case 0:
+					pr.DestinationNamedPort = g.pick("http", "metrics")
+				case 1:
+					pr.UDP = &v1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &v1beta1.Port{Number: int32(g.pickInt(80, 8080))}}
+				case 2:
+					first := int32(g.pickInt(79, 8000, 9000))
+					pr.TCP = &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &v1beta1.Port{Range: &v1beta1.PortRange{Start: first, End: first + int32(g.pickInt(1, 100, 30000))}}}
+				default:
+					pr.TCP = &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &v1beta1.Port{Number: int32(g.pickInt(80, 8080, 9090))}}
+				}
+				r.Protocols = append(r.Protocols, pr)
+			}
+			in.Spec.Ingress = append(in.Spec.Ingress, r)
+		}
+		return adminpolicy.FromClusterNetworkPolicy(in)
+	default:
+		in := &v1alpha1.AdminNetworkPolicy{}
+		in.Name = fmt.Sprintf("anp%d", len(c.admin))
+		in.Spec.Priority = int32(g.pickInt(1, 2, 2, 3, 10))
+		in.Spec.Subject.Namespaces, in.Spec.Subject.Pods = g.adminSubject()
+		for range g.next() % 4 {
+			r := v1alpha1.AdminNetworkPolicyIngressRule{Name: g.pick("", "r"), Action: v1alpha1.AdminNetworkPolicyRuleAction(g.pick("Allow", "Deny", "Pass")), Ports: g.adminPorts()}
+			for range 1 + g.next()%2 {
+				var p v1alpha1.AdminNetworkPolicyIngressPeer
+				p.Namespaces, p.Pods = g.adminSubject()
+				r.From = append(r.From, p)
+			}
+			in.Spec.Ingress = append(in.Spec.Ingress, r)
+		}
+		if g.next()%4 == 0 {
+			r := v1alpha1.AdminNetworkPolicyEgressRule{Action: v1alpha1.AdminNetworkPolicyRuleAction(g.pick("Allow", "Deny", "Pass")), Ports: g.adminPorts()}
+			p := v1alpha1.AdminNetworkPolicyEgressPeer{}
+			if g.next()%3 == 0 {
+				p.Networks = []v1alpha1.CIDR{v1alpha1.CIDR(g.pick(genNetworks...))}
+			} else {
+				p.Namespaces, p.Pods = g.adminSubject()
+			}
+			r.To = append(r.To, p)
+			in.Spec.Egress = append(in.Spec.Egress, r)
+		}
+		return adminpolicy.FromAdminNetworkPolicy(in)
+	}
+}
+
+// genNetworks are the CIDRs of admin egress peers, over pod addresses and
+// outside them.
+var genNetworks = []string{"10.0.0.0/29", "10.0.0.4/30", "192.0.2.0/24", "fd00::/125", "0.0.0.0/0"}
+
+// adminSubject is a subject or a peer: namespaces by label or name (or
+// all), or pods in them.
+func (g *gen) adminSubject() (*metav1.LabelSelector, *v1alpha1.NamespacedPod) {
+	ns := &metav1.LabelSelector{}
+	switch g.next() % 4 {
+	case 1:
+		ns.MatchLabels = map[string]string{"team": g.pick("x", "y")}
+	case 2:
+		ns.MatchLabels = map[string]string{"kubernetes.io/metadata.name": g.pick(genNamespaces...)}
+	case 3:
+		ns.MatchLabels = map[string]string{"istio.io/dataplane-mode": "ambient"}
+	}
+	if g.bit() {
+		return ns, nil
+	}
+	return nil, &v1alpha1.NamespacedPod{NamespaceSelector: *ns, PodSelector: *g.selector(true)}
+}
+
+func toV1beta1(p *v1alpha1.NamespacedPod) *v1beta1.NamespacedPod {
+	if p == nil {
+		return nil
+	}
+	return &v1beta1.NamespacedPod{NamespaceSelector: p.NamespaceSelector, PodSelector: p.PodSelector}
+}
+
+// adminPorts are a rule's ports: none (every port), or numbers, names and
+// ranges, some of them UDP.
+func (g *gen) adminPorts() *[]v1alpha1.AdminNetworkPolicyPort {
+	if g.next()%3 == 0 {
+		return nil
+	}
+	var out []v1alpha1.AdminNetworkPolicyPort
+	for range 1 + g.next()%2 {
+		var p v1alpha1.AdminNetworkPolicyPort
+		proto := corev1.Protocol(g.pick("TCP", "TCP", "TCP", "UDP"))
+		switch g.next() % 3 {
+		case 0:
+			p.PortNumber = &v1alpha1.Port{Protocol: proto, Port: int32(g.pickInt(80, 8080, 9090))}
+		case 1:
+			p.NamedPort = new(g.pick("http", "metrics"))
+		default:
+			first := int32(g.pickInt(79, 8000, 9000))
+			p.PortRange = &v1alpha1.PortRange{Protocol: proto, Start: first, End: first + int32(g.pickInt(1, 100, 30000))}
+		}
+		out = append(out, p)
+	}
+	return &out
 }

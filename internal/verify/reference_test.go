@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	secv1beta1 "istio.io/api/security/v1beta1"
+
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
 
 // The reference evaluators decide one connection pod by pod, from the
@@ -44,43 +46,70 @@ func refRule(np *netpol, r *npRule, peer, dst *podInfo, port int32) (strict, loo
 func (d *dstClass) portsOK(r *npRule, port int32) bool { return r.portsAt(d).contains(port) }
 
 // refNP: Kubernetes semantics, the destination's ingress and the source's
-// egress.
-func (e *engine) refNP(src, dst *podInfo, port int32) (strict, loose bool) {
-	inS, inL, isolated := false, false, false
+// egress, each decided by the whole stack: the admin tier (admin, from
+// refAdminPolicies), then the NetworkPolicies where one selects the pod,
+// then the baseline tier.
+func (e *engine) refNP(admin []*adminpolicy.Compiled, src, dst *podInfo, port int32) (strict, loose bool) {
+	inS, inL, inIsolated := false, false, false
 	for _, np := range e.nps {
 		if !np.ingress || np.ref.Namespace != dst.ns.name || !np.sel.Matches(dst.labels) {
 			continue
 		}
-		isolated = true
+		inIsolated = true
 		for i := range np.in {
 			s, l := refRule(np, &np.in[i], src, dst, port)
 			inS, inL = inS || s, inL || l
 		}
 	}
-	if !isolated {
-		inS, inL = true, true
-	}
-	egS, egL, isolated := false, false, false
+	egS, egL, egIsolated := false, false, false
 	for _, np := range e.nps {
 		if !np.egress || np.ref.Namespace != src.ns.name || !np.sel.Matches(src.labels) {
 			continue
 		}
-		isolated = true
+		egIsolated = true
 		for i := range np.out {
 			s, l := refRule(np, &np.out[i], dst, dst, port)
 			egS, egL = egS || s, egL || l
 		}
 	}
-	if !isolated {
-		egS, egL = true, true
+	stack := func(ingress, selected, allows bool) bool {
+		if !selected {
+			allows = true
+		}
+		if len(admin) == 0 {
+			return allows
+		}
+		return adminpolicy.Allowed(admin, ingress, refEndpoint(src), refEndpoint(dst), port, adminpolicy.NetworkPolicies{Selected: selected, Allows: allows})
 	}
-	return inS && egS, inL && egL
+	strict = stack(true, inIsolated, inS) && stack(false, egIsolated, egS)
+	loose = stack(true, inIsolated, inL) && stack(false, egIsolated, egL)
+	return strict, loose
+}
+
+// refAdminPolicies are the snapshot's admin policies the API server would
+// accept, compiled anew and in precedence order.
+func (e *engine) refAdminPolicies() []*adminpolicy.Compiled {
+	var out []*adminpolicy.Compiled
+	for i := range e.in.Snapshot.AdminPolicies {
+		p := e.in.Snapshot.AdminPolicies[i]
+		if c, errs := adminpolicy.Compile(&p); len(errs) == 0 {
+			out = append(out, c)
+		}
+	}
+	adminpolicy.Sort(out)
+	return out
+}
+
+// refEndpoint is a pod as the admin policies read it.
+func refEndpoint(p *podInfo) adminpolicy.Endpoint {
+	return adminpolicy.Endpoint{NamespaceLabels: p.ns.labels, Labels: p.labels, Addr: p.addr, Named: namedPorts(p.pod)}
 }
 
 // refNPExternal: Kubernetes semantics for a source outside the cluster at
-// addr: no egress policy selects it, so the destination's ingress decides;
-// selectors never match it, ipBlocks match its address.
-func (e *engine) refNPExternal(addr netip.Addr, dst *podInfo, port int32) bool {
+// addr: no egress policy selects it, so the destination's ingress decides,
+// with the admin policies above and below; selectors never match it,
+// ipBlocks match its address.
+func (e *engine) refNPExternal(admin []*adminpolicy.Compiled, addr netip.Addr, dst *podInfo, port int32) bool {
 	isolated, allowed := false, false
 	for _, np := range e.nps {
 		if !np.ingress || np.ref.Namespace != dst.ns.name || !np.sel.Matches(dst.labels) {
@@ -101,6 +130,9 @@ func (e *engine) refNPExternal(addr netip.Addr, dst *podInfo, port int32) bool {
 				}
 			}
 		}
+	}
+	if len(admin) > 0 {
+		return adminpolicy.Allowed(admin, true, adminpolicy.Endpoint{External: true, Addr: addr}, refEndpoint(dst), port, adminpolicy.NetworkPolicies{Selected: isolated, Allows: allowed})
 	}
 	return allowed || !isolated
 }

@@ -146,10 +146,17 @@ func (e *engine) checkDestination(d *dstClass, at *dstAt, explainers []*explaine
 		e.pathVerdict(ev, ia, at.wp, p, enforcedOnly, direct, all, s.tmp)
 	}
 	explPorts := map[*netpol]portSet{}
+	var adminPorts portSet
+	if e.admin != nil {
+		adminPorts = e.admin.allowPortsAt(d)
+	}
 	for _, x := range explainers {
 		if x.portsOf != nil {
 			if _, ok := explPorts[x.portsOf]; !ok {
-				ps := portSet(nil)
+				// The policy's own ports, and those of the admin Allow
+				// rules the translation writes beside them, whose peers
+				// raise the same findings.
+				ps := adminPorts
 				for i := range x.portsOf.in {
 					ps = ps.union(x.portsOf.in[i].portsAt(d))
 				}

@@ -67,9 +67,12 @@ var (
 // newChurn creates three namespaces named prefix-a, -b and -c and their
 // starting contents: a is opted in (enforce, review), b too (dry-run,
 // follow, team=red), c is not (team=blue); pods in each, NetworkPolicies
-// in each, and three AuthorizationPolicies the operator does not own: one
-// made by hand, one holding the name a NetworkPolicy generates, one with
-// netpol2authz's label but no controller reference, holding a name too.
+// in each, Services in each, and three AuthorizationPolicies the operator
+// does not own: one made by hand, one holding the name a NetworkPolicy
+// generates, one with netpol2authz's label but no controller reference,
+// holding a name too. Every namespace has the round label; two admin
+// network policies of the round apply to its pods; where Gateways are
+// served, a is ambient and behind its waypoint.
 func newChurn(r *rand.Rand, prefix string) *churn {
 	c := &churn{r: r, prefix: prefix, untouched: map[string]client.Object{}, protected: map[string]bool{}, done: map[string]int{}}
 	var err error
@@ -81,8 +84,9 @@ func newChurn(r *rand.Rand, prefix string) *churn {
 		{translate.AnnotationMode: "dry-run", translate.AnnotationIdentity: "follow"},
 		nil,
 	}
-	labels := []map[string]string{nil, {"team": "red"}, {"team": "blue"}}
+	labels := []map[string]string{{}, {"team": "red"}, {"team": "blue"}}
 	for i, suffix := range []string{"a", "b", "c"} {
+		labels[i][labelRound] = prefix
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + "-" + suffix, Annotations: annotations[i], Labels: labels[i]}}
 		c.create(ns)
 		c.ns = append(c.ns, ns.Name)
@@ -94,6 +98,20 @@ func newChurn(r *rand.Rand, prefix string) *churn {
 		for range 3 {
 			c.addPolicy(ns)
 		}
+		for range 2 {
+			c.addService(ns)
+		}
+	}
+	c.addAdminPolicy()
+	c.addAdminPolicy()
+	if gatewaysServed {
+		// a: ambient, behind its waypoint, which has addresses or not.
+		c.addWaypoint(c.ns[0], r.IntN(2) == 0)
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.ns[0]}}
+		Expect(c.update(ns, func() {
+			ns.Labels["istio.io/dataplane-mode"] = "ambient"
+			ns.Labels[translate.LabelUseWaypoint] = waypointName
+		})).To(BeTrue())
 	}
 	a, b := c.ns[0], c.ns[1]
 	c.create(&securityv1.AuthorizationPolicy{
@@ -182,7 +200,9 @@ func (c *churn) newPod(ns, name string, labels map[string]string, sa string) *co
 			}},
 		},
 	}
-	if c.r.IntN(5) != 0 {
+	// In a, ambient and behind a waypoint where Gateways are served, most
+	// pods have no sidecar: a waypoint concerns only ambient pods.
+	if sidecar := c.r.IntN(5) != 0; sidecar != (gatewaysServed && ns == c.ns[0]) {
 		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: "istio/proxyv2:1.29.0"})
 	}
 	return p
@@ -356,6 +376,15 @@ var ops = []op{
 	{"flip-identity", 2, (*churn).flipIdentity},
 	{"flip-fidelity", 1, (*churn).flipFidelity},
 	{"approve", 3, (*churn).approve},
+	{"add-service", 3, func(c *churn) bool { c.addService(pick(c.r, c.ns)); return true }},
+	{"change-service", 5, (*churn).changeService},
+	{"delete-service", 2, (*churn).deleteService},
+	{"change-admin-policy", 3, (*churn).changeAdminPolicy},
+	{"add-or-delete-admin-policy", 2, (*churn).replaceAdminPolicy},
+	{"add-or-delete-waypoint", 2, (*churn).toggleWaypoint},
+	{"address-waypoint", 2, (*churn).addressWaypoint},
+	{"waypoint-for", 1, (*churn).waypointFor},
+	{"label-namespace-mesh", 3, (*churn).labelMesh},
 }
 
 // step makes one random change.
@@ -493,11 +522,14 @@ func (c *churn) editGenerated() bool {
 	how := c.r.IntN(3)
 	c.logf("edit generated %s (%d)", key(ap), how)
 	return c.update(ap, func() {
-		switch how {
-		case 0:
+		switch {
+		case how == 0:
 			ap.Spec.Rules = append(ap.Spec.Rules, &secv1beta1.Rule{From: []*secv1beta1.Rule_From{{Source: &secv1beta1.Source{Principals: []string{"cluster.local/ns/attacker/sa/intruder"}}}}})
-		case 1:
+		case how == 1:
 			ap.Spec.Rules = []*secv1beta1.Rule{{}}
+		case len(ap.Spec.TargetRefs) > 0:
+			// bound to a Service: a policy may not have both
+			ap.Spec.TargetRefs[0].Name = "nothing"
 		default:
 			ap.Spec.Selector = &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{"app": "nothing"}}
 		}

@@ -86,6 +86,9 @@ var _ = Describe("Crash consistency", Ordered, func() {
 				m = startManager("crash")
 			}
 
+			By("changing the Services once it has caught up: only their watch can tell it")
+			c.followed(m)
+
 			By("letting it settle")
 			took := settle(m)
 			GinkgoWriter.Printf("settled %s after the churn\n", took.Round(time.Millisecond))

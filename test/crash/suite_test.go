@@ -5,8 +5,9 @@
 //   - crash consistency: a seeded churn of changes (relabels, ServiceAccount
 //     changes, pods and NetworkPolicies added, changed and deleted,
 //     namespace labels, hand edits of generated objects, mode and identity
-//     flips, approvals) during which the operator is killed with SIGKILL at
-//     random moments and restarted;
+//     flips, approvals; Services, admin network policies and waypoint
+//     Gateways, whose CRDs the control plane serves) during which the
+//     operator is killed with SIGKILL at random moments and restarted;
 //   - failover: two replicas with leader election, the leader killed during
 //     the churn;
 //   - the periodic resync of a cluster at rest.
@@ -40,6 +41,10 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
@@ -78,6 +83,10 @@ var (
 	// (CRASH_ROUNDS, default 3).
 	seed   = envUint("CRASH_SEED", uint64(time.Now().UnixNano()))
 	rounds = int(envUint("CRASH_ROUNDS", 3))
+
+	// gatewaysServed says the control plane serves the Gateway API's
+	// Gateways: the churn then makes waypoints.
+	gatewaysServed bool
 )
 
 func envUint(name string, def uint64) uint64 {
@@ -97,6 +106,7 @@ func newScheme() *runtime.Scheme {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, networkingv1.AddToScheme, coordinationv1.AddToScheme, eventsv1.AddToScheme,
 		securityv1.AddToScheme, policyv1alpha1.AddToScheme,
+		gatewayv1.Install, netpolv1alpha1.Install, netpolv1beta1.Install,
 	} {
 		if err := add(s); err != nil {
 			panic(err)
@@ -151,6 +161,15 @@ var _ = BeforeSuite(func() {
 	By("starting the control plane")
 	env, err = testenv.New()
 	Expect(err).NotTo(HaveOccurred())
+	// The optional kinds the operator reads: the admin network policies
+	// and the Gateway API's Gateways.
+	admin, err := testenv.AdminPolicyCRDs(root)
+	Expect(err).NotTo(HaveOccurred())
+	gateways, err := testenv.GatewayAPICRDs(root)
+	Expect(err).NotTo(HaveOccurred())
+	env.CRDInstallOptions.Paths = append(env.CRDInstallOptions.Paths, admin...)
+	env.CRDInstallOptions.Paths = append(env.CRDInstallOptions.Paths, gateways...)
+	gatewaysServed = true
 	cfg, err = env.Start()
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(env.Stop()).To(Succeed()) })

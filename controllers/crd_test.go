@@ -109,6 +109,18 @@ var _ = Describe("NetworkPolicyTranslation", func() {
 
 	It("round-trips its status through the status subresource", func() {
 		want := validStatus()
+		// Every kind of source a pending identity can have: a pod or a
+		// namespace a peer selects, and the Service (or pod, or
+		// namespace) whose use-waypoint label brings a waypoint.
+		want.Pending = 1
+		want.PendingIdentities = []policyv1alpha1.PendingIdentity{{
+			Identity: "serviceaccount/" + ns + "/waypoint",
+			Sources: []policyv1alpha1.IdentitySource{
+				{Kind: "Pod", Namespace: ns, Name: "web-1"},
+				{Kind: "Namespace", Name: ns},
+				{Kind: "Service", Namespace: ns, Name: "web"},
+			},
+		}}
 		Expect(create("db", want)).To(Succeed())
 
 		got := &policyv1alpha1.NetworkPolicyTranslation{}

@@ -129,6 +129,8 @@ func (r *NetworkPolicyReconciler) labelManagers(ctx context.Context, ref transla
 		obj = &corev1.Pod{}
 	case "Namespace":
 		obj = &corev1.Namespace{}
+	case "Service":
+		obj = &corev1.Service{}
 	default:
 		return nil
 	}

@@ -187,14 +187,17 @@ type PendingIdentity struct {
 	Sources []IdentitySource `json:"sources,omitempty"`
 }
 
-// IdentitySource is a pod or namespace whose labels made a peer select it.
+// IdentitySource is an object whose labels brought a pending identity: a pod
+// or namespace a peer selects by its labels, or the pod, Service or
+// namespace whose istio.io/use-waypoint label routes traffic through a
+// waypoint (whose ServiceAccount is then the identity).
 type IdentitySource struct {
-	// kind is Pod or Namespace.
+	// kind is Pod, Namespace or Service.
 	// +required
-	// +kubebuilder:validation:Enum=Pod;Namespace
+	// +kubebuilder:validation:Enum=Pod;Namespace;Service
 	Kind string `json:"kind"`
 
-	// namespace of the pod; empty for a namespace.
+	// namespace of the pod or Service; empty for a namespace.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	Namespace string `json:"namespace,omitempty"`

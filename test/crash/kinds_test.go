@@ -32,12 +32,10 @@ import (
 const labelRound = "crash.netpol2authz.io/round"
 
 // serviceWaypointLabels: the churn's Services carry istio.io/use-waypoint
-// labels of their own (CRASH_SERVICE_WAYPOINT=1). Off by default until
-// the operator can report what they bring: a waypoint identity pending in
-// review mode whose source is a Service, which the NetworkPolicyTranslation
-// status refuses (IdentitySource's kind is Pod or Namespace), so its
-// status write fails on every reconcile and stays stale.
-var serviceWaypointLabels = os.Getenv("CRASH_SERVICE_WAYPOINT") != ""
+// labels of their own, unless CRASH_SERVICE_WAYPOINT=0. (They found that
+// the status refused a pending waypoint identity whose source is a
+// Service; IdentitySource's kind now allows Service.)
+var serviceWaypointLabels = os.Getenv("CRASH_SERVICE_WAYPOINT") != "0"
 
 // waypointName is the name of the waypoint Gateway of a namespace, which
 // the use-waypoint labels name.

@@ -9,7 +9,6 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
@@ -47,30 +46,6 @@ func startOperatorWithInstalledRBAC(name string, settings controllers.Settings) 
 	cfg = rest.CopyConfig(user.Config())
 	defer func() { cfg = admin }()
 	return startOperatorWith(settings)
-}
-
-// installAdminCRDs makes the API server serve the admin network policies
-// until uninstallAdminCRDs (or the spec's end).
-func installAdminCRDs() envtest.CRDInstallOptions {
-	root, err := testenv.RepoRoot()
-	Expect(err).NotTo(HaveOccurred())
-	paths, err := testenv.AdminPolicyCRDs(root)
-	Expect(err).NotTo(HaveOccurred())
-	opts := envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true}
-	_, err = envtest.InstallCRDs(cfg, opts)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { uninstallAdminCRDs(opts) })
-	return opts
-}
-
-// uninstallAdminCRDs deletes the CRDs and waits until the API server no
-// longer serves them.
-func uninstallAdminCRDs(opts envtest.CRDInstallOptions) {
-	Expect(envtest.UninstallCRDs(cfg, opts)).To(Succeed())
-	Eventually(func() bool {
-		err := k8s.List(ctx, &netpolv1alpha1.AdminNetworkPolicyList{})
-		return err != nil && !apierrors.IsTooManyRequests(err)
-	}, timeout, interval).Should(BeTrue(), "the CRDs are gone")
 }
 
 // adminGenerated returns a function listing the AuthorizationPolicies of
@@ -152,7 +127,7 @@ var _ = Describe("Admin network policies", func() {
 		Expect(generatedByAdmin(ns)()).To(BeEmpty())
 
 		By("the CRDs are installed and an admin Allow admits backup, which the NetworkPolicy does not")
-		crds := installAdminCRDs()
+		crds := installCRDs(testenv.AdminPolicyCRDs, &netpolv1alpha1.AdminNetworkPolicyList{})
 		allow := anp("allow-backup-"+ns, ns, 10, netpolv1alpha1.AdminNetworkPolicyRuleActionAllow, map[string]string{"app": "backup"}, 5432)
 		// The CRD is established; its resource may take a moment to serve.
 		Eventually(func() error { return k8s.Create(ctx, allow) }, timeout, interval).Should(Succeed())
@@ -185,7 +160,7 @@ var _ = Describe("Admin network policies", func() {
 		Expect(adminGenerated(ns, allow.Name)()).To(HaveLen(1))
 
 		By("the CRDs are deleted (the Allow with them): what the admin policies brought goes, and the operator carries on")
-		uninstallAdminCRDs(crds)
+		uninstallCRDs(crds, &netpolv1alpha1.AdminNetworkPolicyList{})
 		Eventually(generatedByAdmin(ns), timeout, interval).Should(BeEmpty())
 		Eventually(findingTypeList(ns, "db"), timeout, interval).ShouldNot(ContainElement(HavePrefix("AdminPolicy")))
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())
@@ -208,7 +183,7 @@ var _ = Describe("Admin network policies", func() {
 		Expect(op.done).NotTo(BeClosed(), "the operator is still running")
 
 		By("served again, as ClusterNetworkPolicy too: a new Accept is read")
-		installAdminCRDs()
+		installCRDs(testenv.AdminPolicyCRDs, &netpolv1alpha1.AdminNetworkPolicyList{})
 		cnp := &netpolv1beta1.ClusterNetworkPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "accept-backup-" + ns},
 			Spec: netpolv1beta1.ClusterNetworkPolicySpec{

@@ -5,17 +5,21 @@ import (
 	"slices"
 	"sync/atomic"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/types"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
+	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
 // Fixtures for the user stories: pods, NetworkPolicies, namespaces.
@@ -236,4 +240,29 @@ func eventReasons(eventNS, kind, name string) func() ([]string, error) {
 		slices.Sort(out)
 		return out, nil
 	}
+}
+
+// installCRDs makes the API server serve the CRDs crds lists (from the
+// repository root) until uninstallCRDs, or the spec's end; probe is a list
+// of one of their kinds.
+func installCRDs(crds func(root string) ([]string, error), probe client.ObjectList) envtest.CRDInstallOptions {
+	root, err := testenv.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+	paths, err := crds(root)
+	Expect(err).NotTo(HaveOccurred())
+	opts := envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true}
+	_, err = envtest.InstallCRDs(cfg, opts)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { uninstallCRDs(opts, probe) })
+	return opts
+}
+
+// uninstallCRDs deletes the CRDs and waits until the API server no longer
+// serves probe's kind.
+func uninstallCRDs(opts envtest.CRDInstallOptions, probe client.ObjectList) {
+	Expect(envtest.UninstallCRDs(cfg, opts)).To(Succeed())
+	Eventually(func() bool {
+		err := k8s.List(ctx, probe.DeepCopyObject().(client.ObjectList))
+		return err != nil && !apierrors.IsTooManyRequests(err)
+	}, timeout, interval).Should(BeTrue(), "the CRDs are gone")
 }

@@ -13,7 +13,6 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,31 +23,6 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/cli"
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
-
-// installGatewayAPICRDs makes the API server serve the Gateway API's
-// Gateways (and GatewayClasses) until uninstallGatewayAPICRDs (or the
-// spec's end).
-func installGatewayAPICRDs() envtest.CRDInstallOptions {
-	root, err := testenv.RepoRoot()
-	Expect(err).NotTo(HaveOccurred())
-	paths, err := testenv.GatewayAPICRDs(root)
-	Expect(err).NotTo(HaveOccurred())
-	opts := envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true}
-	_, err = envtest.InstallCRDs(cfg, opts)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { uninstallGatewayAPICRDs(opts) })
-	return opts
-}
-
-// uninstallGatewayAPICRDs deletes the CRDs and waits until the API server
-// no longer serves them.
-func uninstallGatewayAPICRDs(opts envtest.CRDInstallOptions) {
-	Expect(envtest.UninstallCRDs(cfg, opts)).To(Succeed())
-	Eventually(func() bool {
-		err := k8s.List(ctx, &gatewayv1.GatewayList{})
-		return err != nil && !apierrors.IsTooManyRequests(err)
-	}, timeout, interval).Should(BeTrue(), "the CRDs are gone")
-}
 
 // newService creates a Service selecting pods by labels, each port
 // targeting the same container port.
@@ -192,7 +166,7 @@ var _ = Describe("Waypoints (ambient)", func() {
 		Expect(deniedByIstio(kubeconfig, ns)).To(BeEmpty())
 
 		By("the CRDs are installed and the namespace names a waypoint that has no address yet: the Service policies are written ahead")
-		crds := installGatewayAPICRDs()
+		crds := installCRDs(testenv.GatewayAPICRDs, &gatewayv1.GatewayList{})
 		gw := newWaypoint(ns, "waypoint")
 		setNamespaceLabel(ns, "istio.io/use-waypoint", new("waypoint"))
 		Eventually(authzPolicy(ns, "netpol-db-svc-db"), timeout, interval).Should(boundTo("db", []string{web}, "5432"))
@@ -244,7 +218,7 @@ var _ = Describe("Waypoints (ambient)", func() {
 		By("a waypoint again, then the CRDs are deleted (the Gateway with them): what it brought goes, and the operator carries on")
 		addressWaypoint(newWaypoint(ns, "waypoint"))
 		Eventually(principalsOf(ns, "netpol-db"), timeout, interval).Should(Equal([]string{waypoint, web}))
-		uninstallGatewayAPICRDs(crds)
+		uninstallCRDs(crds, &gatewayv1.GatewayList{})
 		Eventually(generatedPolicies(ns), timeout, interval).Should(Equal([]string{"netpol-cache", "netpol-db"}))
 		Eventually(principalsOf(ns, "netpol-db"), timeout, interval).Should(Equal([]string{web}))
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(np), np)).To(Succeed())

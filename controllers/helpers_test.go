@@ -162,6 +162,24 @@ func principalsOf(ns, name string) func() ([]string, error) {
 	}
 }
 
+// portsOf returns a function reading the ports of an AuthorizationPolicy's
+// rules, in order.
+func portsOf(ns, name string) func() ([]string, error) {
+	return func() ([]string, error) {
+		ap, err := authzPolicy(ns, name)()
+		if err != nil {
+			return nil, err
+		}
+		var ports []string
+		for _, r := range ap.Spec.Rules {
+			for _, to := range r.To {
+				ports = append(ports, to.Operation.Ports...)
+			}
+		}
+		return ports, nil
+	}
+}
+
 func principals(ap *securityv1.AuthorizationPolicy) []string {
 	out := []string{}
 	for _, r := range ap.Spec.Rules {

@@ -225,19 +225,7 @@ var _ = Describe("Waypoints (ambient)", func() {
 		port := intstr.FromInt32(5433)
 		np.Spec.Ingress[0].Ports = []networkingv1.NetworkPolicyPort{{Port: &port}}
 		Expect(k8s.Update(ctx, np)).To(Succeed())
-		Eventually(func() ([]string, error) {
-			ap, err := authzPolicy(ns, "netpol-db")()
-			if err != nil {
-				return nil, err
-			}
-			var ports []string
-			for _, r := range ap.Spec.Rules {
-				for _, to := range r.To {
-					ports = append(ports, to.Operation.Ports...)
-				}
-			}
-			return ports, nil
-		}, timeout, interval).Should(Equal([]string{"5433"}))
+		Eventually(portsOf(ns, "netpol-db"), timeout, interval).Should(Equal([]string{"5433"}))
 		Expect(op.done).NotTo(BeClosed(), "the operator is still running")
 	})
 })

@@ -3,7 +3,6 @@ package translate
 import (
 	"encoding/json"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,10 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
-	netpolv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
-	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
@@ -44,36 +39,6 @@ func (in caseInput) snapshot() Snapshot {
 		Services: in.Services, Gateways: in.Gateways, OtherPolicies: in.OtherPolicies}
 }
 
-// readAdminPolicy converts one admin policy manifest of any kind.
-func readAdminPolicy(raw []byte) (adminpolicy.Policy, error) {
-	var meta metav1.TypeMeta
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return adminpolicy.Policy{}, err
-	}
-	strict := func(into any) error { return yaml.UnmarshalStrict(raw, into) }
-	switch meta.APIVersion + "/" + meta.Kind {
-	case adminpolicy.V1alpha1 + "/AdminNetworkPolicy":
-		var o netpolv1alpha1.AdminNetworkPolicy
-		err := strict(&o)
-		return adminpolicy.FromAdminNetworkPolicy(&o), err
-	case adminpolicy.V1alpha1 + "/BaselineAdminNetworkPolicy":
-		var o netpolv1alpha1.BaselineAdminNetworkPolicy
-		err := strict(&o)
-		return adminpolicy.FromBaselineAdminNetworkPolicy(&o), err
-	case adminpolicy.V1alpha2 + "/ClusterNetworkPolicy":
-		var o netpolv1alpha2.ClusterNetworkPolicy
-		if err := strict(&o); err != nil {
-			return adminpolicy.Policy{}, err
-		}
-		return adminpolicy.FromClusterNetworkPolicyV1alpha2(&o)
-	case adminpolicy.V1beta1 + "/ClusterNetworkPolicy":
-		var o netpolv1beta1.ClusterNetworkPolicy
-		err := strict(&o)
-		return adminpolicy.FromClusterNetworkPolicy(&o), err
-	}
-	return adminpolicy.Policy{}, fmt.Errorf("not an admin policy: %s %s", meta.APIVersion, meta.Kind)
-}
-
 func readInput(t testing.TB, path string) caseInput {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -85,7 +50,7 @@ func readInput(t testing.TB, path string) caseInput {
 		t.Fatalf("%s: %v", path, err)
 	}
 	for i, raw := range in.AdminPolicies {
-		p, err := readAdminPolicy(raw)
+		p, err := adminpolicy.Decode(raw)
 		if err != nil {
 			t.Fatalf("%s: adminPolicies[%d]: %v", path, i, err)
 		}

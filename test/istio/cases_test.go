@@ -22,9 +22,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	netpolv1alpha1 "sigs.k8s.io/network-policy-api/apis/v1alpha1"
-	netpolv1alpha2 "sigs.k8s.io/network-policy-api/apis/v1alpha2"
-	netpolv1beta1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
@@ -45,37 +42,6 @@ type caseInput struct {
 	Services        []translate.Service          `json:"services"`
 	Gateways        []translate.Gateway          `json:"gateways"`
 	OtherPolicies   []networkingv1.NetworkPolicy `json:"otherPolicies"`
-}
-
-// readAdminPolicy converts one admin policy manifest of any kind (a copy
-// of internal/translate/golden_test.go's).
-func readAdminPolicy(raw []byte) (adminpolicy.Policy, error) {
-	var meta metav1.TypeMeta
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return adminpolicy.Policy{}, err
-	}
-	strict := func(into any) error { return yaml.UnmarshalStrict(raw, into) }
-	switch meta.APIVersion + "/" + meta.Kind {
-	case adminpolicy.V1alpha1 + "/AdminNetworkPolicy":
-		var o netpolv1alpha1.AdminNetworkPolicy
-		err := strict(&o)
-		return adminpolicy.FromAdminNetworkPolicy(&o), err
-	case adminpolicy.V1alpha1 + "/BaselineAdminNetworkPolicy":
-		var o netpolv1alpha1.BaselineAdminNetworkPolicy
-		err := strict(&o)
-		return adminpolicy.FromBaselineAdminNetworkPolicy(&o), err
-	case adminpolicy.V1alpha2 + "/ClusterNetworkPolicy":
-		var o netpolv1alpha2.ClusterNetworkPolicy
-		if err := strict(&o); err != nil {
-			return adminpolicy.Policy{}, err
-		}
-		return adminpolicy.FromClusterNetworkPolicyV1alpha2(&o)
-	case adminpolicy.V1beta1 + "/ClusterNetworkPolicy":
-		var o netpolv1beta1.ClusterNetworkPolicy
-		err := strict(&o)
-		return adminpolicy.FromClusterNetworkPolicy(&o), err
-	}
-	return adminpolicy.Policy{}, fmt.Errorf("not an admin policy: %s %s", meta.APIVersion, meta.Kind)
 }
 
 // goldenCase is one variant of a golden case: expected.yaml runs the input
@@ -112,7 +78,7 @@ func loadGoldenCases() ([]goldenCase, error) {
 		snap := translate.Snapshot{Namespaces: in.Namespaces, Pods: in.Pods, NetworkPolicies: in.NetworkPolicies, Mesh: in.Mesh, Approvals: in.Approvals,
 			Services: in.Services, Gateways: in.Gateways, OtherPolicies: in.OtherPolicies}
 		for i, raw := range in.AdminPolicies {
-			p, err := readAdminPolicy(raw)
+			p, err := adminpolicy.Decode(raw)
 			if err != nil {
 				return nil, fmt.Errorf("%s: adminPolicies[%d]: %w", dir, i, err)
 			}

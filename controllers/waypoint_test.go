@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -227,5 +228,42 @@ var _ = Describe("Waypoints (ambient)", func() {
 		Expect(k8s.Update(ctx, np)).To(Succeed())
 		Eventually(portsOf(ns, "netpol-db"), timeout, interval).Should(Equal([]string{"5433"}))
 		Expect(op.done).NotTo(BeClosed(), "the operator is still running")
+	})
+})
+
+var _ = Describe("Waypoints under identity review", func() {
+	It("hold back a waypoint that someone who can only edit Services routes traffic through, and name the Service and its editor", func() {
+		op.Stop()
+		op = startOperatorWithInstalledRBAC("waypoint-review-operator", controllers.Settings{IstioNamespace: istioNamespace, AdminPolicyDiscoveryPeriod: adminDiscoveryPeriod})
+		DeferCleanup(func() { op.Stop(); op = startOperator() })
+		installCRDs(testenv.GatewayAPICRDs, &gatewayv1.GatewayList{})
+
+		ns := optedInNamespace("waypoint-review", "enforce")
+		setNamespaceLabel(ns, "istio.io/dataplane-mode", new("ambient"))
+		newPod(ns, "db-0", map[string]string{"app": "db"}, "db", withoutSidecar)
+		newPod(ns, "web-0", map[string]string{"app": "web"}, "web", withoutSidecar)
+		svc := newService(ns, "db", map[string]string{"app": "db"}, 5432)
+		addressWaypoint(newWaypoint(ns, "waypoint"))
+		web, waypoint := principal(ns, "web"), principal(ns, "waypoint")
+
+		By("the first translation, with no use-waypoint label, approves web only")
+		newAllowPolicy(ns, "db", map[string]string{"app": "db"}, 5432, peerPods(map[string]string{"app": "web"}))
+		Eventually(principalsOf(ns, "netpol-db"), timeout, interval).Should(Equal([]string{web}))
+		Eventually(approvedIdentities(ns, "db"), timeout, interval).Should(ConsistOf("serviceaccount/" + ns + "/web"))
+
+		By("a user who may only patch Services names the waypoint on the Service")
+		attacker := attackerClient("svc-editor-"+ns, ns, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "patch"}})
+		relabelAs(attacker, svc, map[string]string{"istio.io/use-waypoint": "waypoint"}, "svc-editor", false)
+
+		By("the waypoint's identity is pending: ztunnel does not admit it, and the status names the Service and who labelled it")
+		Eventually(translationStatus(ns, "db"), timeout, interval).Should(havePending("serviceaccount/" + ns + "/waypoint"))
+		st, err := translationStatus(ns, "db")()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(st.PendingIdentities[0].Sources).To(ContainElement(And(
+			HaveField("Kind", "Service"), HaveField("Namespace", ns), HaveField("Name", "db"),
+			HaveField("FieldManagers", ContainElement("svc-editor")))))
+		waitSettled()
+		Expect(principalsOf(ns, "netpol-db")()).NotTo(ContainElement(waypoint))
+		Expect(approvedIdentities(ns, "db")()).NotTo(ContainElement("serviceaccount/" + ns + "/waypoint"))
 	})
 })

@@ -69,13 +69,17 @@ func specDiffers(cur *securityv1.AuthorizationPolicy, desired *securityapi.Autho
 	return !proto.Equal(&cur.Spec, desired)
 }
 
-// withoutCacheAnnotations returns meta without the cache-only annotation.
+// withoutCacheAnnotations returns meta without the cache-only annotations
+// (cachedSpecDigest, cachedStatusDigest).
 func withoutCacheAnnotations(meta *metav1.ObjectMeta) *metav1.ObjectMeta {
-	if _, ok := meta.Annotations[cachedSpecDigest]; !ok {
+	_, spec := meta.Annotations[cachedSpecDigest]
+	_, status := meta.Annotations[cachedStatusDigest]
+	if !spec && !status {
 		return meta
 	}
 	out := meta.DeepCopy()
 	delete(out.Annotations, cachedSpecDigest)
+	delete(out.Annotations, cachedStatusDigest)
 	if len(out.Annotations) == 0 {
 		out.Annotations = nil
 	}

@@ -22,6 +22,8 @@ var _ = Describe("A reconcile that fails", func() {
 		batch := newPod(ns, "batch-0", map[string]string{"app": "batch"}, "batch")
 		newAllowPolicy(ns, "db", map[string]string{"app": "db"}, 5432, peerPods(map[string]string{"app": "api"}))
 		Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
+		before, err := translationStatus(ns, "db")()
+		Expect(err).NotTo(HaveOccurred())
 
 		By("the API server refuses the operator's writes of AuthorizationPolicies")
 		var failing atomic.Bool
@@ -40,6 +42,11 @@ var _ = Describe("A reconcile that fails", func() {
 			HaveField("Conditions", ContainElement(HaveField("Message", ContainSubstring("injected: the API server is unreachable")))),
 		))
 		Expect(principalsOf(ns, "netpol-db")()).To(Equal([]string{principal(ns, "api")}), "nothing was written")
+		Expect(translationStatus(ns, "db")()).To(And(
+			HaveField("AuthorizationPolicies", Equal([]string{"netpol-db"})),
+			HaveField("Principals", BeEquivalentTo(1)),
+			HaveField("Findings", Equal(before.Findings)),
+		), "the rest of the status stays as the last successful reconcile left it")
 
 		By("the API server is back: the retry applies and Ready is True again")
 		failing.Store(false)

@@ -38,6 +38,9 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(translationsTotal, findingsGauge, policiesGauge, principalsGauge, pendingGauge, buildInfo{})
+	// How long the API server takes to answer: a reconcile mostly waits
+	// for it, so this is where a slow operator is explained.
+	metrics.RegisterRESTClientMetrics(metrics.MetricRequestLatency)
 }
 
 // buildInfoDesc is netpol2authz_build_info, the usual info metric: always 1,

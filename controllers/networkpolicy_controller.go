@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -42,6 +43,9 @@ type NetworkPolicyReconciler struct {
 	gateways *gatewayWatcher
 	// pods is the operator's pod cache (podstore.go).
 	pods *podStore
+	// statusWrites remembers, per NetworkPolicy, the last status write
+	// whose event the cache may not have brought yet (reconcile.go).
+	statusWrites sync.Map
 }
 
 // Reconcile translates one NetworkPolicy: fetch it (gone: clean up), gather
@@ -59,6 +63,9 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{}, r.forgetApproval(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
+	}
+	if r.cacheBehindStatus(ctx, req.NamespacedName) {
+		return ctrl.Result{}, nil // the write's own event reconciles again
 	}
 	in, err := gather(ctx, r.Client, r.pods, r.Settings, watched{Admin: r.admin.Items(), Gateways: r.gateways.Items()}, np)
 	if err != nil {

@@ -106,8 +106,11 @@ func isWebhookDenial(err error) bool {
 func (r *NetworkPolicyReconciler) report(ctx context.Context, np *networkingv1.NetworkPolicy, in *input, out outcome) error {
 	key := types.NamespacedName{Namespace: np.Namespace, Name: np.Name}
 
-	npt := &policyv1alpha1.NetworkPolicyTranslation{}
-	err := r.Client.Get(ctx, key, npt)
+	// cur is the translation as the cache holds it: its status cut to what
+	// is read back here, with the digest of the whole (nptcache.go).
+	cur := &policyv1alpha1.NetworkPolicyTranslation{}
+	err := r.Client.Get(ctx, key, cur)
+	npt := cur.DeepCopy()
 	switch {
 	case apierrors.IsNotFound(err):
 		npt = &policyv1alpha1.NetworkPolicyTranslation{ObjectMeta: metav1.ObjectMeta{Name: np.Name, Namespace: np.Namespace}}
@@ -115,13 +118,16 @@ func (r *NetworkPolicyReconciler) report(ctx context.Context, np *networkingv1.N
 		if err := r.Client.Create(ctx, npt); err != nil {
 			return fmt.Errorf("creating NetworkPolicyTranslation %s: %w", key, err)
 		}
+		cur = npt.DeepCopy()
 	case err != nil:
 		return fmt.Errorf("reading NetworkPolicyTranslation %s: %w", key, err)
 	default:
+		npt.ObjectMeta = *withoutCacheAnnotations(&npt.ObjectMeta)
 		if setTranslationMeta(npt, np) {
 			if err := r.Client.Update(ctx, npt); err != nil {
 				return fmt.Errorf("adopting NetworkPolicyTranslation %s: %w", key, err)
 			}
+			cur = npt.DeepCopy() // the API server's answer: the whole status
 		}
 	}
 
@@ -130,16 +136,39 @@ func (r *NetworkPolicyReconciler) report(ctx context.Context, np *networkingv1.N
 	out.Ambient = in.Namespace != nil && translate.AmbientNamespace(in.Namespace.Labels)
 	recordTranslation(key, out)
 	npt.Status = buildStatus(prev, np.Generation, out, metav1.NewTime(r.now()))
-	if equality.Semantic.DeepEqual(*prev, npt.Status) {
+	if statusUnchanged(cur, &npt.Status) {
 		return nil
 	}
+	from := npt.ResourceVersion
 	if err := r.Client.Status().Update(ctx, npt); err != nil {
 		return fmt.Errorf("writing the status of NetworkPolicyTranslation %s: %w", key, err)
 	}
+	r.statusWrites.Store(key, from)
 	ctrl.LoggerFrom(ctx).Info("status updated", "ready", readyReason(npt.Status), "findings", npt.Status.FindingsCount, "policies", len(npt.Status.AuthorizationPolicies))
 	r.emitEvents(np, prev.Findings, npt.Status.Findings)
 	r.emitPending(np, prev.PendingIdentities, out.Translation)
 	return nil
+}
+
+// cacheBehindStatus says whether the cache still holds the
+// NetworkPolicyTranslation of key as it was before the operator's last
+// status write: the reconciles that the write's sibling events (the
+// policies it applied just before) bring would otherwise find the status
+// they wrote missing and write it again, to be refused as a conflict. The
+// write's own event is sure to follow and reconcile again, so nothing is
+// lost by waiting for it. Resource versions are only compared for
+// equality, never ordered.
+func (r *NetworkPolicyReconciler) cacheBehindStatus(ctx context.Context, key types.NamespacedName) bool {
+	from, ok := r.statusWrites.Load(key)
+	if !ok {
+		return false
+	}
+	npt := &policyv1alpha1.NetworkPolicyTranslation{}
+	if err := r.Client.Get(ctx, key, npt); err == nil && npt.ResourceVersion == from {
+		return true
+	}
+	r.statusWrites.Delete(key)
+	return false
 }
 
 // reportFailure makes the NetworkPolicyTranslation of np say that the step
@@ -155,15 +184,18 @@ func (r *NetworkPolicyReconciler) reportFailure(ctx context.Context, np *network
 	if gerr := r.Client.Get(ctx, key, npt); gerr != nil {
 		return client.IgnoreNotFound(gerr)
 	}
-	prev := npt.Status.DeepCopy()
+	// The cache holds the status cut (nptcache.go): only the conditions
+	// are patched, the rest stays as the API server has it.
+	npt.ObjectMeta = *withoutCacheAnnotations(&npt.ObjectMeta)
+	prev := npt.DeepCopy()
 	meta.SetStatusCondition(&npt.Status.Conditions, metav1.Condition{
 		Type: policyv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
 		Message: truncate(err.Error(), 32768), ObservedGeneration: np.Generation, LastTransitionTime: metav1.NewTime(r.now()),
 	})
-	if equality.Semantic.DeepEqual(*prev, npt.Status) {
+	if equality.Semantic.DeepEqual(prev.Status.Conditions, npt.Status.Conditions) {
 		return nil
 	}
-	if werr := r.Client.Status().Update(ctx, npt); werr != nil {
+	if werr := r.Client.Status().Patch(ctx, npt, client.MergeFromWithOptions(prev, client.MergeFromWithOptimisticLock{})); werr != nil {
 		return fmt.Errorf("writing the status of NetworkPolicyTranslation %s: %w", key, werr)
 	}
 	ctrl.LoggerFrom(ctx).Info("status updated", "ready", "False/"+reason, "error", err.Error())

@@ -29,6 +29,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -62,6 +63,19 @@ const (
 // spaces), e.g. "--max-concurrent-reconciles=1".
 var extraArgs = strings.Fields(os.Getenv("BENCH_OPERATOR_ARGS"))
 
+// workers is the operator's number of concurrent reconciles, as
+// extraArgs set it (4, the default, otherwise).
+func workers() int {
+	for _, a := range extraArgs {
+		if v, ok := strings.CutPrefix(a, "--max-concurrent-reconciles="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 4
+}
+
 var figures = map[string]map[string]float64{}
 
 // BenchmarkOperator runs the operator, as the netpol2authz binary in its
@@ -74,7 +88,10 @@ var figures = map[string]map[string]float64{}
 //     operator's client metrics;
 //   - steady-writes: writes in the settled state (must be 0);
 //   - reconciles/relabelled-pod: how precisely pod changes are mapped, and
-//     reconcile-s(relabel) the time the controller spent reconciling;
+//     reconcile-s(relabel) the time the controller spent reconciling, of
+//     which write-s(relabel) waiting for the API server's answers to its
+//     writes; conflicts(relabel) and reconcile-errors(relabel) count the
+//     writes refused for a stale resourceVersion and the failed reconciles;
 //   - rss-MB and heap-MB: the operator process's resident memory and Go heap
 //     in use once it converged, and rss-KB/pod;
 //   - cache-B/pod (transform, strip-managed-fields, raw): heap a pod
@@ -82,7 +99,12 @@ var figures = map[string]map[string]float64{}
 //   - apiserver-s/converge-writes: the time the API server takes for the
 //     same number of writes as the convergence, sent one by one by a bare
 //     client, in the same run (apiserver-ms/write per write), and
-//     converge/apiserver, the ratio of the two.
+//     converge/apiserver, the ratio of the two;
+//   - apiserver-s/relabel-writes: the time the API server takes for the
+//     relabel's writes (each changed policy and its translation's status),
+//     one by one, and (parallel) as many at a time as the operator's
+//     workers; relabel/apiserver(parallel) compares the operator's relabel
+//     time, less the benchmark's own pod updates, with the latter.
 func BenchmarkOperator(b *testing.B) {
 	if !benchmarking {
 		b.Skip("not benchmarking")
@@ -133,7 +155,7 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 	watch := outputCache(b, ctx, cfg, sch)
 
 	// (a) convergence from an empty start.
-	want := expected(b, ctx, c)
+	want, snap := expected(b, ctx, c)
 	b.Logf("%s: measured the pod cache; starting the operator", size.Name)
 	op := startOperator(b, env)
 	defer op.stop(b)
@@ -156,17 +178,24 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 	op.profile(b, "heap-"+size.Name, "heap")
 	profiled := op.profile(b, "cpu-relabel-"+size.Name, "profile?seconds=5")
 	m0 := op.scrape(b)
+	// What the relabel must lead to, computed beforehand, in memory.
+	picked := pickRelabelled(b, cluster, size)
+	snap.Pods = slices.Clone(snap.Pods)
+	for i, p := range snap.Pods {
+		if slices.ContainsFunc(picked, func(q corev1.Pod) bool { return q.Namespace == p.Namespace && q.Name == p.Name }) {
+			snap.Pods[i].Labels = relabelledLabels(p.Labels)
+		}
+	}
+	want = translate.Translate(snap, controllers.Settings{}.TranslateOptions()).Translations
 	start = time.Now()
-	relabel(b, ctx, c, cluster, size)
+	relabel(b, ctx, c, picked)
 	out["relabel-writes-s"] = time.Since(start).Seconds()
-	oracle := time.Now()
-	want = expected(b, ctx, c) // not the operator's time: left out
-	oracleTime := time.Since(oracle)
 	waitRight(b, ctx, watch, want)
-	out["relabel-s"] = (time.Since(start) - oracleTime).Seconds()
+	out["relabel-s"] = time.Since(start).Seconds()
 	relabelWrites := settle(b, op) - m0[writesMetric]
 	m1 := op.scrape(b)
-	changed := changedPolicies(before, want)
+	changedSet := changedPolicies(before, want)
+	changed := len(changedSet)
 	out["changed-aps"] = float64(changed)
 	out["writes/relabelled-pod"] = relabelWrites / relabelled
 	if changed > 0 {
@@ -174,7 +203,19 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 	}
 	out["reconciles/relabelled-pod"] = (m1[reconcilesMetric] - m0[reconcilesMetric]) / relabelled
 	out["reconcile-s(relabel)"] = m1[reconcileTimeMetric] - m0[reconcileTimeMetric]
+	out["write-s(relabel)"] = m1[writeTimeMetric] - m0[writeTimeMetric]
+	out["conflicts(relabel)"] = m1[conflictsMetric] - m0[conflictsMetric]
+	out["reconcile-errors(relabel)"] = m1[errorsMetric] - m0[errorsMetric]
 	<-profiled
+
+	// The API server's own pace for the relabel's writes, one by one and
+	// as many at a time as the operator's workers, in the same run.
+	serial := apiServerRelabelTime(b, ctx, c, changedSet, 1)
+	concurrent := apiServerRelabelTime(b, ctx, c, changedSet, workers())
+	out["apiserver-s/relabel-writes"] = serial.Seconds()
+	out["apiserver-s/relabel-writes(parallel)"] = concurrent.Seconds()
+	out["apiserver-writes/relabel"] = float64(writesOf(changedSet))
+	out["relabel/apiserver(parallel)"] = (out["relabel-s"] - out["relabel-writes-s"]) / concurrent.Seconds()
 
 	// The API server's own pace for as many writes, in the same run.
 	t := apiServerTime(b, ctx, c, int(convergeWrites))
@@ -298,6 +339,9 @@ const (
 	writesMetric        = "writes"
 	reconcilesMetric    = "reconciles"
 	reconcileTimeMetric = "reconcile-seconds"
+	writeTimeMetric     = "write-seconds"
+	conflictsMetric     = "conflicts"
+	errorsMetric        = "reconcile-errors"
 )
 
 // operatorProcess is `netpol2authz manager` running against the control
@@ -343,7 +387,11 @@ func startOperator(b *testing.B, env *envtest.Environment) *operatorProcess {
 	must(b, err)
 	addr := l.Addr().String()
 	must(b, l.Close())
-	logFile, err := os.Create(filepath.Join(dir, "operator.log"))
+	logDir := dir
+	if d := os.Getenv("BENCH_PROFILES"); d != "" {
+		logDir = d // kept, next to the profiles
+	}
+	logFile, err := os.Create(filepath.Join(logDir, "operator.log"))
 	must(b, err)
 	args := append([]string{"manager", "--kubeconfig=" + kubeconfig, "--metrics-bind-address=" + addr, "--metrics-secure=false",
 		"--health-probe-bind-address=0", "--zap-log-level=error"}, extraArgs...)
@@ -473,6 +521,18 @@ func (o *operatorProcess) tryScrape() (map[string]float64, error) {
 				case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 					out[writesMetric] += m.GetCounter().GetValue()
 				}
+				if label("code") == "409" {
+					out[conflictsMetric] += m.GetCounter().GetValue()
+				}
+			case "rest_client_request_duration_seconds":
+				switch label("verb") {
+				case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+					out[writeTimeMetric] += m.GetHistogram().GetSampleSum()
+				}
+			case "controller_runtime_reconcile_errors_total":
+				if label("controller") == "networkpolicy" {
+					out[errorsMetric] += m.GetCounter().GetValue()
+				}
 			case "controller_runtime_reconcile_total":
 				if label("controller") == "networkpolicy" {
 					out[reconcilesMetric] += m.GetCounter().GetValue()
@@ -491,8 +551,10 @@ func (o *operatorProcess) tryScrape() (map[string]float64, error) {
 
 // expected translates the whole cluster, as read from the API, in one
 // engine call: the operator, one policy at a time from its cache, must end
-// up with the same policies.
-func expected(b *testing.B, ctx context.Context, c client.Client) []translate.Translation {
+// up with the same policies. It returns the snapshot too, from which the
+// outcome of a change is computed without loading the API server while
+// the operator is measured.
+func expected(b *testing.B, ctx context.Context, c client.Client) ([]translate.Translation, translate.Snapshot) {
 	var nss corev1.NamespaceList
 	var pods corev1.PodList
 	var nps networkingv1.NetworkPolicyList
@@ -515,7 +577,7 @@ func expected(b *testing.B, ctx context.Context, c client.Client) []translate.Tr
 	for i := range pods.Items {
 		snap.Pods = append(snap.Pods, translate.PodOf(&pods.Items[i]))
 	}
-	return translate.Translate(snap, controllers.Settings{}.TranslateOptions()).Translations
+	return translate.Translate(snap, controllers.Settings{}.TranslateOptions()).Translations, snap
 }
 
 // right says whether the cluster holds exactly the expected policies and
@@ -603,7 +665,20 @@ func settle(b *testing.B, op *operatorProcess) float64 {
 // relabel moves five pods of every namespace (apps 1 to 5, with their own
 // ServiceAccounts or the default one) into app-0 and tier=api, which peers
 // of the synthetic policies select: their principals join those policies.
-func relabel(b *testing.B, ctx context.Context, c client.Client, cl synth.Cluster, size synth.Size) {
+func relabel(b *testing.B, ctx context.Context, c client.Client, picked []corev1.Pod) {
+	parallel(b, len(picked), func(i int) error {
+		p := &corev1.Pod{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(&picked[i]), p); err != nil {
+			return err
+		}
+		p.Labels = relabelledLabels(p.Labels)
+		return c.Update(ctx, p)
+	})
+}
+
+// pickRelabelled picks the pods relabel changes: the same few in every
+// namespace.
+func pickRelabelled(b *testing.B, cl synth.Cluster, size synth.Size) []corev1.Pod {
 	var picked []corev1.Pod
 	for i, p := range cl.Pods {
 		if n := i % size.PodsPerNamespace; n >= 1 && n <= relabelled/size.Namespaces {
@@ -613,41 +688,109 @@ func relabel(b *testing.B, ctx context.Context, c client.Client, cl synth.Cluste
 	if len(picked) != relabelled {
 		b.Fatalf("picked %d pods, want %d", len(picked), relabelled)
 	}
-	parallel(b, len(picked), func(i int) error {
-		p := &corev1.Pod{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(&picked[i]), p); err != nil {
-			return err
-		}
-		p.Labels["app"], p.Labels["tier"] = "app-0", "api"
-		return c.Update(ctx, p)
-	})
+	return picked
 }
 
-// changedPolicies counts the generated policies that differ between two
-// translations of the cluster, including those that appear or go.
-func changedPolicies(before, after []translate.Translation) int {
-	index := func(ts []translate.Translation) map[string]*securityv1.AuthorizationPolicy {
-		out := map[string]*securityv1.AuthorizationPolicy{}
+// relabelledLabels are the labels relabel gives a pod that had labels.
+func relabelledLabels(labels map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	out["app"], out["tier"] = "app-0", "api"
+	return out
+}
+
+// changedPolicies are the generated policies that differ between two
+// translations of the cluster, including those that appear or go: their
+// keys, and for each the NetworkPolicy it belongs to.
+func changedPolicies(before, after []translate.Translation) map[types.NamespacedName]types.NamespacedName {
+	index := func(ts []translate.Translation) map[types.NamespacedName]*securityv1.AuthorizationPolicy {
+		out := map[types.NamespacedName]*securityv1.AuthorizationPolicy{}
 		for _, t := range ts {
 			for _, p := range t.Policies {
-				out[p.Namespace+"/"+p.Name] = p
+				out[client.ObjectKeyFromObject(p)] = p
 			}
 		}
 		return out
 	}
+	owners := func(ts []translate.Translation, into map[types.NamespacedName]types.NamespacedName, keep func(types.NamespacedName) bool) {
+		for _, t := range ts {
+			for _, p := range t.Policies {
+				if k := client.ObjectKeyFromObject(p); keep(k) {
+					into[k] = t.NetworkPolicy
+				}
+			}
+		}
+	}
 	a, z := index(before), index(after)
-	n := 0
-	for k, p := range a {
-		if q, ok := z[k]; !ok || !proto.Equal(&p.Spec, &q.Spec) {
-			n++
-		}
+	out := map[types.NamespacedName]types.NamespacedName{}
+	owners(after, out, func(k types.NamespacedName) bool {
+		p, ok := a[k]
+		return !ok || !proto.Equal(&p.Spec, &z[k].Spec)
+	})
+	owners(before, out, func(k types.NamespacedName) bool { _, ok := z[k]; return !ok })
+	return out
+}
+
+// writesOf is the number of writes apiServerRelabelTime makes for changed
+// at most: one per policy and one per NetworkPolicy.
+func writesOf(changed map[types.NamespacedName]types.NamespacedName) int {
+	owners := map[types.NamespacedName]bool{}
+	for _, o := range changed {
+		owners[o] = true
 	}
-	for k := range z {
-		if _, ok := a[k]; !ok {
-			n++
+	return len(changed) + len(owners)
+}
+
+// apiServerRelabelTime is how long the API server alone takes for the
+// writes a relabel made the operator do: for each changed policy, its
+// AuthorizationPolicy (created as a copy in a namespace of its own, the
+// same size as the operator's update) and the status of its
+// NetworkPolicyTranslation (written once per NetworkPolicy, on a copy made
+// beforehand), sent by workers at a time. The copies are deleted afterwards, untimed.
+func apiServerRelabelTime(b *testing.B, ctx context.Context, c client.Client, changed map[types.NamespacedName]types.NamespacedName, workers int) time.Duration {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-relabel-%d", workers)}}
+	must(b, c.Create(ctx, ns))
+	var writes []func() error
+	owners := map[types.NamespacedName]bool{}
+	for _, k := range slices.SortedFunc(maps.Keys(changed), func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) }) {
+		var ap securityv1.AuthorizationPolicy
+		if err := c.Get(ctx, k, &ap); err == nil {
+			cp := &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ap-%d", len(writes)), Namespace: ns.Name, Labels: ap.Labels}}
+			proto.Merge(&cp.Spec, &ap.Spec)
+			writes = append(writes, func() error { return c.Create(ctx, cp) })
 		}
+		owner := changed[k]
+		var npt policyv1alpha1.NetworkPolicyTranslation
+		if owners[owner] || c.Get(ctx, owner, &npt) != nil {
+			continue
+		}
+		owners[owner] = true
+		cp := &policyv1alpha1.NetworkPolicyTranslation{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("npt-%d", len(writes)), Namespace: ns.Name}}
+		must(b, c.Create(ctx, cp))
+		cp.Status = npt.Status
+		writes = append(writes, func() error { return c.Status().Update(ctx, cp) })
 	}
-	return n
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(writes))
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(writes); i = int(next.Add(1)) - 1 {
+				if err := writes[i](); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	must(b, c.DeleteAllOf(ctx, &securityv1.AuthorizationPolicy{}, client.InNamespace(ns.Name)))
+	must(b, c.DeleteAllOf(ctx, &policyv1alpha1.NetworkPolicyTranslation{}, client.InNamespace(ns.Name)))
+	return t
 }
 
 // apiServerTime is how long n AuthorizationPolicy creates take, sent one

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netpol2authz/netpol2authz/controllers"
+	"github.com/netpol2authz/netpol2authz/internal/memlimit"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
@@ -36,6 +39,7 @@ type managerOptions struct {
 	maxPortRange           int
 	resyncPeriod           time.Duration
 	adminDiscoveryPeriod   time.Duration
+	memoryLimitRatio       float64
 }
 
 func runManager(args []string, stderr io.Writer) int {
@@ -61,6 +65,7 @@ func runManager(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.maxPortRange, "max-port-range", translate.DefaultMaxPortRange, "Most ports the port+endPort ranges of one NetworkPolicy rule may expand to together.")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Hour, "How often every NetworkPolicy is reconciled again although nothing changed, a last line of defence against a missed event; it writes nothing when everything is right.")
 	fs.DurationVar(&o.adminDiscoveryPeriod, "admin-policy-discovery-period", controllers.DefaultAdminPolicyDiscoveryPeriod, "How often the API server's discovery is asked which admin network policy kinds (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy) are served: the longest a newly installed CRD waits to be watched.")
+	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "Unless GOMEMLIMIT is set, the Go runtime's soft memory limit is this fraction of the container's memory limit (cgroup), so that the garbage collector works harder before the limit is reached. 0 leaves the runtime's default (no limit).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +84,20 @@ func runManager(args []string, stderr io.Writer) int {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if o.memoryLimitRatio < 0 || o.memoryLimitRatio > 1 {
+		fmt.Fprintf(stderr, "netpol2authz manager: --memory-limit-ratio %v: want 0 (off) to 1\n", o.memoryLimitRatio)
+		return 2
+	}
+	if o.memoryLimitRatio > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		limit, source, err := memlimit.FromCgroup(os.DirFS("/"), o.memoryLimitRatio)
+		switch {
+		case err != nil:
+			log.Error(err, "not setting a memory limit")
+		case limit > 0:
+			debug.SetMemoryLimit(limit)
+			log.Info("memory limit set from the container's", "bytes", limit, "ratio", o.memoryLimitRatio, "source", source)
+		}
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !o.enableHTTP2 {

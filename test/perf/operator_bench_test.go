@@ -59,7 +59,7 @@ const (
 	loadWorkers = 8
 )
 
-// extraArgs are more flags for the operator (BENCH_ARGS_OPERATOR, split on
+// extraArgs are more flags for the operator (BENCH_OPERATOR_ARGS, split on
 // spaces), e.g. "--max-concurrent-reconciles=1".
 var extraArgs = strings.Fields(os.Getenv("BENCH_OPERATOR_ARGS"))
 
@@ -93,7 +93,10 @@ var figures = map[string]map[string]float64{}
 //     writes; conflicts(relabel) and reconcile-errors(relabel) count the
 //     writes refused for a stale resourceVersion and the failed reconciles;
 //   - rss-MB and heap-MB: the operator process's resident memory and Go heap
-//     in use once it converged, and rss-KB/pod;
+//     in use once it converged, and rss-KB/pod; rss-anon-MB and rss-file-MB
+//     split the former into the process's own memory and the resident
+//     pages of its binary (BENCH_OPERATOR_ENV sets the operator's
+//     environment, e.g. "GOMEMLIMIT=64MiB");
 //   - cache-B/pod (transform, strip-managed-fields, raw): heap a pod
 //     informer holds per pod, measured in the benchmark's own process;
 //   - apiserver-s/converge-writes: the time the API server takes for the
@@ -168,6 +171,8 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 	out["rss-MB"] = m["process_resident_memory_bytes"] / 1e6
 	out["heap-MB"] = m["go_memstats_heap_inuse_bytes"] / 1e6
 	out["rss-KB/pod"] = m["process_resident_memory_bytes"] / 1e3 / float64(size.Pods())
+	anon, file := op.rss(b)
+	out["rss-anon-MB"], out["rss-file-MB"] = anon/1e6, file/1e6
 
 	steady := op.scrape(b)[writesMetric]
 	time.Sleep(settleFor)
@@ -403,6 +408,7 @@ func startOperator(b *testing.B, env *envtest.Environment) *operatorProcess {
 	// killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("BENCH_OPERATOR_ENV"))...)
 	must(b, cmd.Start())
 	op := &operatorProcess{cmd: cmd, metrics: "http://" + addr + "/metrics", log: logFile}
 	deadline := time.Now().Add(time.Minute)
@@ -486,6 +492,27 @@ func (o *operatorProcess) scrape(b *testing.B) map[string]float64 {
 	m, err := o.tryScrape()
 	must(b, err)
 	return m
+}
+
+// rss is the operator process's resident memory in two parts: anonymous
+// (its heap, stacks, runtime) and file-backed (the pages of its binary).
+func (o *operatorProcess) rss(b *testing.B) (anon, file float64) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", o.cmd.Process.Pid))
+	must(b, err)
+	for line := range strings.Lines(string(status)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "RssAnon" && k != "RssFile") {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		must(b, err)
+		if k == "RssAnon" {
+			anon = kb * 1024
+		} else {
+			file = kb * 1024
+		}
+	}
+	return anon, file
 }
 
 // tryScrape reads the operator's metrics endpoint into the few figures the

@@ -7,6 +7,8 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 )
 
 var _ = Describe("Owning the generated policies", func() {
@@ -52,6 +54,28 @@ var _ = Describe("Owning the generated policies", func() {
 
 		Expect(k8s.Delete(ctx, nptKey(ns, "db"))).To(Succeed())
 		Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
+	})
+
+	It("restores a status edited by hand, also where the cache keeps only a digest of it", func() {
+		newPod(ns, "batch-0", map[string]string{"app": "batch"}, "api") // a finding: SharedIdentity
+		newAllowPolicy(ns, "db", map[string]string{"app": "db"}, 5432, peerPods(map[string]string{"app": "api"}))
+		Eventually(translationStatus(ns, "db"), timeout, interval).Should(And(
+			haveCondition("Ready", metav1.ConditionTrue, "Applied"),
+			haveFindingTypes("SharedIdentity"),
+		))
+		want, err := translationStatus(ns, "db")()
+		Expect(err).NotTo(HaveOccurred())
+
+		By("a finding's message rewritten: only the digest the cache keeps can tell")
+		npt := &policyv1alpha1.NetworkPolicyTranslation{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, npt)).To(Succeed())
+		npt.Status.Findings[0].Message = "nothing to see here"
+		npt.Status.Principals = 99
+		Expect(k8s.Status().Update(ctx, npt)).To(Succeed())
+		Eventually(translationStatus(ns, "db"), timeout, interval).Should(And(
+			HaveField("Findings", Equal(want.Findings)),
+			HaveField("Principals", Equal(want.Principals)),
+		))
 	})
 
 	It("leaves a same-named policy it does not own alone, reports Conflict, and takes the name once it is free", func() {

@@ -131,7 +131,7 @@ func unreadablePolicy(k adminKind, o client.Object, err error) adminpolicy.Polic
 // dependencies is what the translation of np reads, with the admin
 // policies and the Gateways.
 func (m mapper) dependencies(np *networkingv1.NetworkPolicy) translate.Dependencies {
-	return translate.DependenciesOf(np).WithAdmin(m.Admin.Items()).WithWaypoints(m.Gateways.Items())
+	return m.Deps.of(np).WithAdmin(m.Admin.Items()).WithWaypoints(m.Gateways.Items())
 }
 
 // listCrossNamespace lists the NetworkPolicies that a pod or namespace of

@@ -15,6 +15,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
 func ns(name string, labels map[string]string) *corev1.Namespace {
@@ -225,5 +227,44 @@ func TestNamespacePolicies(t *testing.T) {
 				t.Errorf("policies (-want,+got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The dependencies of a NetworkPolicy are kept for its UID and
+// generation: a new spec (generation), a policy recreated under the same
+// name (UID) and one not read from the API server (no generation) are
+// never answered from what was kept.
+func TestDepCache(t *testing.T) {
+	np := func(uid types.UID, generation int64, app string) *networkingv1.NetworkPolicy {
+		return &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db", UID: uid, Generation: generation},
+			Spec:       networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}},
+		}
+	}
+	pod := func(app string) *translate.Pod {
+		return &translate.Pod{Namespace: "shop", Name: "p", Labels: map[string]string{"app": app}}
+	}
+	selects := func(d translate.Dependencies, app string) bool {
+		return d.PodMatters(pod(app), nil, func() []translate.Pod { return nil })
+	}
+	c := &depCache{}
+	if !selects(c.of(np("a", 1, "db")), "db") {
+		t.Fatal("the dependencies of the first generation miss its own pods")
+	}
+	for _, tt := range []struct {
+		name string
+		np   *networkingv1.NetworkPolicy
+	}{
+		{"a new generation", np("a", 2, "web")},
+		{"a policy recreated under the same name", np("b", 1, "web")},
+		{"a policy not read from the API server", np("", 0, "web")},
+	} {
+		if d := c.of(tt.np); !selects(d, "web") || selects(d, "db") {
+			t.Errorf("%s: answered from what was kept", tt.name)
+		}
+	}
+	c.forget(types.NamespacedName{Namespace: "shop", Name: "db"})
+	if _, ok := c.m.Load(types.NamespacedName{Namespace: "shop", Name: "db"}); ok {
+		t.Error("forget kept the entry")
 	}
 }

@@ -43,6 +43,8 @@ type NetworkPolicyReconciler struct {
 	gateways *gatewayWatcher
 	// pods is the operator's pod cache (podstore.go).
 	pods *podStore
+	// deps keeps each NetworkPolicy's dependencies for the event mapping.
+	deps *depCache
 	// statusWrites remembers, per NetworkPolicy, the last status write
 	// whose event the cache may not have brought yet (reconcile.go).
 	statusWrites sync.Map
@@ -57,6 +59,8 @@ func (r *NetworkPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	np := &networkingv1.NetworkPolicy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, np); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.deps.forget(req.NamespacedName)
+			r.statusWrites.Delete(req.NamespacedName)
 			if err := r.cleanUp(ctx, req.NamespacedName); err != nil {
 				return ctrl.Result{}, err
 			}
@@ -140,7 +144,8 @@ func (r *NetworkPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		return fmt.Errorf("adding the pod store: %w", err)
 	}
 	r.pods = pods
-	m := mapper{Client: mgr.GetClient(), Admin: admin, Pods: pods, Gateways: gateways}
+	r.deps = &depCache{}
+	m := mapper{Client: mgr.GetClient(), Admin: admin, Pods: pods, Gateways: gateways, Deps: r.deps}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		For(&networkingv1.NetworkPolicy{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, resynced()))).

@@ -104,8 +104,9 @@ var figures = map[string]map[string]float64{}
 //     client, in the same run (apiserver-ms/write per write), and
 //     converge/apiserver, the ratio of the two;
 //   - apiserver-s/relabel-writes: the time the API server takes for the
-//     relabel's writes (each changed policy and its translation's status),
-//     one by one, and (parallel) as many at a time as the operator's
+//     relabel's writes (each changed policy and its translation's status,
+//     replayed as the same updates on copies), one by one, and (parallel)
+//     as many at a time as the operator's
 //     workers; relabel/apiserver(parallel) compares the operator's relabel
 //     time, less the benchmark's own pod updates, with the latter.
 func BenchmarkOperator(b *testing.B) {
@@ -180,6 +181,7 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 
 	// (b) relabelling 100 pods.
 	before := want
+	beforeStatus := statuses(b, ctx, watch)
 	op.profile(b, "heap-"+size.Name, "heap")
 	profiled := op.profile(b, "cpu-relabel-"+size.Name, "profile?seconds=5")
 	m0 := op.scrape(b)
@@ -215,8 +217,8 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 
 	// The API server's own pace for the relabel's writes, one by one and
 	// as many at a time as the operator's workers, in the same run.
-	serial := apiServerRelabelTime(b, ctx, c, changedSet, 1)
-	concurrent := apiServerRelabelTime(b, ctx, c, changedSet, workers())
+	serial := apiServerRelabelTime(b, ctx, c, changedSet, before, beforeStatus, 1)
+	concurrent := apiServerRelabelTime(b, ctx, c, changedSet, before, beforeStatus, workers())
 	out["apiserver-s/relabel-writes"] = serial.Seconds()
 	out["apiserver-s/relabel-writes(parallel)"] = concurrent.Seconds()
 	out["apiserver-writes/relabel"] = float64(writesOf(changedSet))
@@ -757,6 +759,18 @@ func changedPolicies(before, after []translate.Translation) map[types.Namespaced
 	return out
 }
 
+// statuses are the statuses of every NetworkPolicyTranslation, read from
+// the benchmark's own cache.
+func statuses(b *testing.B, ctx context.Context, r client.Reader) map[types.NamespacedName]policyv1alpha1.NetworkPolicyTranslationStatus {
+	var list policyv1alpha1.NetworkPolicyTranslationList
+	must(b, r.List(ctx, &list))
+	out := make(map[types.NamespacedName]policyv1alpha1.NetworkPolicyTranslationStatus, len(list.Items))
+	for i := range list.Items {
+		out[client.ObjectKeyFromObject(&list.Items[i])] = list.Items[i].Status
+	}
+	return out
+}
+
 // writesOf is the number of writes apiServerRelabelTime makes for changed
 // at most: one per policy and one per NetworkPolicy.
 func writesOf(changed map[types.NamespacedName]types.NamespacedName) int {
@@ -768,20 +782,42 @@ func writesOf(changed map[types.NamespacedName]types.NamespacedName) int {
 }
 
 // apiServerRelabelTime is how long the API server alone takes for the
-// writes a relabel made the operator do: for each changed policy, its
-// AuthorizationPolicy (created as a copy in a namespace of its own, the
-// same size as the operator's update) and the status of its
-// NetworkPolicyTranslation (written once per NetworkPolicy, on a copy made
-// beforehand), sent by workers at a time. The copies are deleted afterwards, untimed.
-func apiServerRelabelTime(b *testing.B, ctx context.Context, c client.Client, changed map[types.NamespacedName]types.NamespacedName, workers int) time.Duration {
+// writes a relabel made the operator do, replayed on copies in a namespace
+// of their own: for each changed policy, a copy in its state before the
+// relabel (made untimed) is updated to its state after it (created or
+// deleted when the relabel made or removed it); for each NetworkPolicy
+// that changed, a copy of its translation with the status before (untimed)
+// gets the status after. Sent by workers at a time; the copies are deleted
+// afterwards, untimed.
+func apiServerRelabelTime(b *testing.B, ctx context.Context, c client.Client, changed map[types.NamespacedName]types.NamespacedName, before []translate.Translation, beforeStatus map[types.NamespacedName]policyv1alpha1.NetworkPolicyTranslationStatus, workers int) time.Duration {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-relabel-%d", workers)}}
 	must(b, c.Create(ctx, ns))
+	old := map[types.NamespacedName]*securityv1.AuthorizationPolicy{}
+	for _, t := range before {
+		for _, p := range t.Policies {
+			old[client.ObjectKeyFromObject(p)] = p
+		}
+	}
 	var writes []func() error
 	owners := map[types.NamespacedName]bool{}
 	for _, k := range slices.SortedFunc(maps.Keys(changed), func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) }) {
+		cp := &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ap-%d", len(writes)), Namespace: ns.Name}}
+		if p, ok := old[k]; ok {
+			cp.Labels = p.Labels
+			proto.Merge(&cp.Spec, &p.Spec)
+			must(b, c.Create(ctx, cp))
+		}
 		var ap securityv1.AuthorizationPolicy
-		if err := c.Get(ctx, k, &ap); err == nil {
-			cp := &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ap-%d", len(writes)), Namespace: ns.Name, Labels: ap.Labels}}
+		switch err := c.Get(ctx, k, &ap); {
+		case err != nil && cp.ResourceVersion != "":
+			writes = append(writes, func() error { return c.Delete(ctx, cp) })
+		case err != nil:
+		case cp.ResourceVersion != "":
+			cp.Spec.Reset()
+			proto.Merge(&cp.Spec, &ap.Spec)
+			writes = append(writes, func() error { return c.Update(ctx, cp) })
+		default:
+			cp.Labels = ap.Labels
 			proto.Merge(&cp.Spec, &ap.Spec)
 			writes = append(writes, func() error { return c.Create(ctx, cp) })
 		}
@@ -791,10 +827,12 @@ func apiServerRelabelTime(b *testing.B, ctx context.Context, c client.Client, ch
 			continue
 		}
 		owners[owner] = true
-		cp := &policyv1alpha1.NetworkPolicyTranslation{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("npt-%d", len(writes)), Namespace: ns.Name}}
-		must(b, c.Create(ctx, cp))
-		cp.Status = npt.Status
-		writes = append(writes, func() error { return c.Status().Update(ctx, cp) })
+		cpt := &policyv1alpha1.NetworkPolicyTranslation{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("npt-%d", len(writes)), Namespace: ns.Name}}
+		must(b, c.Create(ctx, cpt))
+		cpt.Status = beforeStatus[owner]
+		must(b, c.Status().Update(ctx, cpt))
+		cpt.Status = npt.Status
+		writes = append(writes, func() error { return c.Status().Update(ctx, cpt) })
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -23,8 +23,14 @@ const cachedSpecDigest = "netpol2authz.io/cached-spec-digest"
 // deterministic protobuf encoding.
 func specDigest(spec *securityapi.AuthorizationPolicy) string {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(spec)
+	return digest(b, err)
+}
+
+// digest is the hex SHA-256 of an encoding, or "" when encoding failed:
+// never equal to a real digest, so compared as different.
+func digest(b []byte, err error) string {
 	if err != nil {
-		return "" // never equal to a real digest: compared as different
+		return ""
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -15,13 +15,7 @@ import (
 
 var _ = Describe("A reconcile that fails", func() {
 	It("says so in the status, never leaving an old Ready=True, and recovers", func() {
-		ns := optedInNamespace("failing", "enforce")
-		setIdentity(ns, "follow")
-		newPod(ns, "db-0", map[string]string{"app": "db"}, "db")
-		newPod(ns, "api-0", map[string]string{"app": "api"}, "api")
-		batch := newPod(ns, "batch-0", map[string]string{"app": "batch"}, "batch")
-		newAllowPolicy(ns, "db", map[string]string{"app": "db"}, 5432, peerPods(map[string]string{"app": "api"}))
-		Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
+		ns, batch := translatedDB("failing")
 		before, err := translationStatus(ns, "db")()
 		Expect(err).NotTo(HaveOccurred())
 

@@ -39,6 +39,22 @@ func withoutSidecar(p *corev1.Pod) { p.Spec.Containers = p.Spec.Containers[:1] }
 
 // newPod creates a running pod with an istio-proxy sidecar, as envtest
 // never runs one: phase and IP are written through the status subresource.
+// translatedDB makes an enforced namespace in identity mode follow with
+// pods db-0, api-0 and batch-0, each of its own ServiceAccount, and the
+// NetworkPolicy db letting app=api reach app=db on 5432, and waits until it
+// is translated. It returns the namespace and batch-0, whose relabel to
+// app=api changes the translation at once.
+func translatedDB(prefix string) (string, *corev1.Pod) {
+	ns := optedInNamespace(prefix, "enforce")
+	setIdentity(ns, "follow")
+	newPod(ns, "db-0", map[string]string{"app": "db"}, "db")
+	newPod(ns, "api-0", map[string]string{"app": "api"}, "api")
+	batch := newPod(ns, "batch-0", map[string]string{"app": "batch"}, "batch")
+	newAllowPolicy(ns, "db", map[string]string{"app": "db"}, 5432, peerPods(map[string]string{"app": "api"}))
+	Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
+	return ns, batch
+}
+
 func newPod(ns, name string, labels map[string]string, sa string, opts ...podOption) *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},

@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -29,12 +27,7 @@ const cachedStatusDigest = "netpol2authz.io/cached-status-digest"
 // which is the same for a status as built and as read back (times are
 // encoded to the second, empty and absent lists alike).
 func statusDigest(st *policyv1alpha1.NetworkPolicyTranslationStatus) string {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return "" // never equal to a real digest: compared as different
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return digest(json.Marshal(st))
 }
 
 // transformTranslation is the NetworkPolicyTranslation cache's transform:

@@ -103,13 +103,7 @@ var _ = Describe("The steady state", func() {
 	})
 
 	It("writes a changed policy and its status once each, and nothing more", func() {
-		ns := optedInNamespace("one-write", "enforce")
-		setIdentity(ns, "follow")
-		newPod(ns, "db-0", map[string]string{"app": "db"}, "db")
-		newPod(ns, "api-0", map[string]string{"app": "api"}, "api")
-		batch := newPod(ns, "batch-0", map[string]string{"app": "batch"}, "batch")
-		newAllowPolicy(ns, "db", map[string]string{"app": "db"}, 5432, peerPods(map[string]string{"app": "api"}))
-		Eventually(translationStatus(ns, "db"), timeout, interval).Should(haveCondition("Ready", metav1.ConditionTrue, "Applied"))
+		ns, batch := translatedDB("one-write")
 		waitSettled()
 		before := op.Writes()
 

@@ -164,8 +164,10 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 	op := startOperator(b, env)
 	defer op.stop(b)
 	start := time.Now()
+	convergeProfiled := op.profile(b, "cpu-converge-"+size.Name, "profile?seconds=10")
 	waitRight(b, ctx, watch, want)
 	out["converge-s"] = time.Since(start).Seconds()
+	<-convergeProfiled
 	convergeWrites := settle(b, op)
 	out["writes/np-converge"] = convergeWrites / float64(size.Policies())
 	m := op.scrape(b)

@@ -54,13 +54,7 @@ func transformAuthorizationPolicy(in any) (any, error) {
 	if _, done := ap.Annotations[cachedSpecDigest]; done && proto.Size(&ap.Spec) == 0 {
 		return ap, nil
 	}
-	out := &securityv1.AuthorizationPolicy{TypeMeta: ap.TypeMeta, ObjectMeta: ap.ObjectMeta}
-	out.ManagedFields = nil
-	out.Annotations = maps.Clone(ap.Annotations)
-	if out.Annotations == nil {
-		out.Annotations = map[string]string{}
-	}
-	out.Annotations[cachedSpecDigest] = specDigest(&ap.Spec)
+	out := &securityv1.AuthorizationPolicy{TypeMeta: ap.TypeMeta, ObjectMeta: withCacheAnnotation(ap.ObjectMeta, cachedSpecDigest, specDigest(&ap.Spec))}
 	proto.Merge(&out.Status, &ap.Status)
 	return out, nil
 }
@@ -73,6 +67,19 @@ func specDiffers(cur *securityv1.AuthorizationPolicy, desired *securityapi.Autho
 		return d != specDigest(desired)
 	}
 	return !proto.Equal(&cur.Spec, desired)
+}
+
+// withCacheAnnotation is meta as a cache transform keeps it: without
+// managedFields, with the cache-only annotation key set to value. meta's
+// maps are not changed.
+func withCacheAnnotation(meta metav1.ObjectMeta, key, value string) metav1.ObjectMeta {
+	meta.ManagedFields = nil
+	meta.Annotations = maps.Clone(meta.Annotations)
+	if meta.Annotations == nil {
+		meta.Annotations = map[string]string{}
+	}
+	meta.Annotations[key] = value
+	return meta
 }
 
 // withoutCacheAnnotations returns meta without the cache-only annotations

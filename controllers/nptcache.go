@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -42,13 +41,7 @@ func transformTranslation(in any) (any, error) {
 	if _, done := npt.Annotations[cachedStatusDigest]; done && !slices.ContainsFunc(npt.Status.Findings, func(f policyv1alpha1.Finding) bool { return f.Message != "" }) {
 		return npt, nil
 	}
-	out := &policyv1alpha1.NetworkPolicyTranslation{TypeMeta: npt.TypeMeta, ObjectMeta: npt.ObjectMeta}
-	out.ManagedFields = nil
-	out.Annotations = maps.Clone(npt.Annotations)
-	if out.Annotations == nil {
-		out.Annotations = map[string]string{}
-	}
-	out.Annotations[cachedStatusDigest] = statusDigest(&npt.Status)
+	out := &policyv1alpha1.NetworkPolicyTranslation{TypeMeta: npt.TypeMeta, ObjectMeta: withCacheAnnotation(npt.ObjectMeta, cachedStatusDigest, statusDigest(&npt.Status))}
 	out.Status = policyv1alpha1.NetworkPolicyTranslationStatus{
 		Conditions:        npt.Status.Conditions,
 		PendingIdentities: npt.Status.PendingIdentities,

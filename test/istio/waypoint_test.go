@@ -258,6 +258,13 @@ func createWaypointCase(c goldenCase) *waypointCase {
 			}
 		}
 	}
+	// The policies come once istiod has bound the Services and pods to
+	// their waypoints: istiod judges a Service-bound policy's
+	// WaypointAccepted when it sees the policy, and one that came in the
+	// same instant as the Gateway's addresses was once left "not bound"
+	// (AncestorNotBound) for over a minute after the binding. What is
+	// checked here is istiod's verdict on the policies, not that race.
+	Eventually(wc.boundAsExpected).WithTimeout(compiledWithin).WithPolling(interval).Should(Succeed(), "%s: istiod binds the Services and pods to their waypoints", c.Name)
 	for _, ap := range c.Policies() {
 		ap = renamePolicy(ap, rename)
 		ap.OwnerReferences = nil

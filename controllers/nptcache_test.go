@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	policyv1alpha1 "github.com/netpol2authz/netpol2authz/api/v1alpha1"
 	"github.com/netpol2authz/netpol2authz/internal/translate"
@@ -114,5 +117,40 @@ func TestStatusDigestSurvivesARoundTrip(t *testing.T) {
 	}
 	if statusDigest(&built) != statusDigest(&read) {
 		t.Errorf("digest of the status built %s, read back %s", statusDigest(&built), statusDigest(&read))
+	}
+}
+
+// A reconcile waits for the event of its own last status write only while
+// the cache shows the status the write replaced, and never after a write
+// that changed nothing: the API server sends no event for it, so waiting
+// would stop the policy from ever being reconciled again.
+func TestCacheBehindStatus(t *testing.T) {
+	key := types.NamespacedName{Namespace: "shop", Name: "db"}
+	npt := &policyv1alpha1.NetworkPolicyTranslation{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(npt).Build()
+	if err := c.Get(context.Background(), key, npt); err != nil {
+		t.Fatal(err)
+	}
+	cached := npt.ResourceVersion
+	r := &NetworkPolicyReconciler{Client: c}
+	ctx := context.Background()
+
+	if r.cacheBehindStatus(ctx, key) {
+		t.Error("waits with no write recorded")
+	}
+	r.rememberStatusWrite(key, cached, cached+"1")
+	if !r.cacheBehindStatus(ctx, key) {
+		t.Error("does not wait while the cache shows the status the write replaced")
+	}
+	r.rememberStatusWrite(key, cached, cached)
+	if r.cacheBehindStatus(ctx, key) {
+		t.Error("waits after a write that changed nothing")
+	}
+	r.rememberStatusWrite(key, "0", cached)
+	if r.cacheBehindStatus(ctx, key) {
+		t.Error("waits although the cache moved past the write")
+	}
+	if _, ok := r.statusWrites.Load(key); ok {
+		t.Error("the record outlives the cache catching up")
 	}
 }

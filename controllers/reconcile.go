@@ -143,11 +143,23 @@ func (r *NetworkPolicyReconciler) report(ctx context.Context, np *networkingv1.N
 	if err := r.Client.Status().Update(ctx, npt); err != nil {
 		return fmt.Errorf("writing the status of NetworkPolicyTranslation %s: %w", key, err)
 	}
-	r.statusWrites.Store(key, from)
+	r.rememberStatusWrite(key, from, npt.ResourceVersion)
 	ctrl.LoggerFrom(ctx).Info("status updated", "ready", readyReason(npt.Status), "findings", npt.Status.FindingsCount, "policies", len(npt.Status.AuthorizationPolicies))
 	r.emitEvents(np, prev.Findings, npt.Status.Findings)
 	r.emitPending(np, prev.PendingIdentities, out.Translation)
 	return nil
+}
+
+// rememberStatusWrite records that the status of key was written over
+// resourceVersion from, giving to. A write that changed nothing (the API
+// server keeps the resourceVersion and sends no event) is not recorded:
+// no event would come to end the wait.
+func (r *NetworkPolicyReconciler) rememberStatusWrite(key types.NamespacedName, from, to string) {
+	if from == to || from == "" {
+		r.statusWrites.Delete(key)
+		return
+	}
+	r.statusWrites.Store(key, from)
 }
 
 // cacheBehindStatus says whether the cache still holds the

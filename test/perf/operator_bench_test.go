@@ -103,6 +103,11 @@ var figures = map[string]map[string]float64{}
 //     same number of writes as the convergence, sent one by one by a bare
 //     client, in the same run (apiserver-ms/write per write), and
 //     converge/apiserver, the ratio of the two;
+//   - apiserver-s/converge(same): the time the API server takes for the
+//     convergence's own writes (each translation created with its status,
+//     each policy created: apiserver-writes/converge(same) of them, the
+//     Events left out), one by one and (parallel) as many at a time as the
+//     operator's workers, and converge/apiserver(same…) the ratios;
 //   - apiserver-s/relabel-writes: the time the API server takes for the
 //     relabel's writes (each changed policy and its translation's status,
 //     replayed as the same updates on copies), one by one, and (parallel)
@@ -225,6 +230,16 @@ func measure(b *testing.B, size synth.Size) map[string]float64 {
 	out["apiserver-s/relabel-writes(parallel)"] = concurrent.Seconds()
 	out["apiserver-writes/relabel"] = float64(writesOf(changedSet))
 	out["relabel/apiserver(parallel)"] = (out["relabel-s"] - out["relabel-writes-s"]) / concurrent.Seconds()
+
+	// The API server's own pace for the convergence's writes (the same
+	// objects), one by one and four at a time, in the same run.
+	same, n := apiServerConvergeTime(b, ctx, c, before, beforeStatus, 1)
+	sameParallel, _ := apiServerConvergeTime(b, ctx, c, before, beforeStatus, workers())
+	out["apiserver-writes/converge(same)"] = float64(n)
+	out["apiserver-s/converge(same)"] = same.Seconds()
+	out["apiserver-s/converge(same,parallel)"] = sameParallel.Seconds()
+	out["converge/apiserver(same)"] = out["converge-s"] / same.Seconds()
+	out["converge/apiserver(same,parallel)"] = out["converge-s"] / sameParallel.Seconds()
 
 	// The API server's own pace for as many writes, in the same run.
 	t := apiServerTime(b, ctx, c, int(convergeWrites))
@@ -836,6 +851,15 @@ func apiServerRelabelTime(b *testing.B, ctx context.Context, c client.Client, ch
 		cpt.Status = npt.Status
 		writes = append(writes, func() error { return c.Status().Update(ctx, cpt) })
 	}
+	t := replay(b, writes, workers)
+	must(b, c.DeleteAllOf(ctx, &securityv1.AuthorizationPolicy{}, client.InNamespace(ns.Name)))
+	must(b, c.DeleteAllOf(ctx, &policyv1alpha1.NetworkPolicyTranslation{}, client.InNamespace(ns.Name)))
+	return t
+}
+
+// replay runs writes with workers at a time and returns how long they
+// took.
+func replay(b *testing.B, writes []func() error, workers int) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, len(writes))
@@ -855,9 +879,45 @@ func apiServerRelabelTime(b *testing.B, ctx context.Context, c client.Client, ch
 	for err := range errs {
 		b.Fatal(err)
 	}
+	return t
+}
+
+// apiServerConvergeTime is how long the API server alone takes for the
+// writes a convergence makes, replayed in a namespace of its own: for each
+// translation, its NetworkPolicyTranslation created and its status written,
+// and a copy of each of its AuthorizationPolicies created (the operator's
+// Events left out), sent by workers at a time. Returns the time and the
+// number of writes; the copies are deleted afterwards, untimed.
+func apiServerConvergeTime(b *testing.B, ctx context.Context, c client.Client, ts []translate.Translation, st map[types.NamespacedName]policyv1alpha1.NetworkPolicyTranslationStatus, workers int) (time.Duration, int) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-converge-%d", workers)}}
+	must(b, c.Create(ctx, ns))
+	var writes []func() error
+	n := 0
+	for i, t := range ts {
+		status, ok := st[t.NetworkPolicy]
+		if !ok {
+			continue // not translated: no writes
+		}
+		npt := &policyv1alpha1.NetworkPolicyTranslation{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("npt-%d", i), Namespace: ns.Name}}
+		writes = append(writes, func() error {
+			if err := c.Create(ctx, npt); err != nil {
+				return err
+			}
+			npt.Status = status
+			return c.Status().Update(ctx, npt)
+		})
+		n += 2
+		for j, p := range t.Policies {
+			cp := &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ap-%d-%d", i, j), Namespace: ns.Name, Labels: p.Labels}}
+			proto.Merge(&cp.Spec, &p.Spec)
+			writes = append(writes, func() error { return c.Create(ctx, cp) })
+			n++
+		}
+	}
+	t := replay(b, writes, workers)
 	must(b, c.DeleteAllOf(ctx, &securityv1.AuthorizationPolicy{}, client.InNamespace(ns.Name)))
 	must(b, c.DeleteAllOf(ctx, &policyv1alpha1.NetworkPolicyTranslation{}, client.InNamespace(ns.Name)))
-	return t
+	return t, n
 }
 
 // apiServerTime is how long n AuthorizationPolicy creates take, sent one

@@ -3,9 +3,7 @@ package testenv
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 )
 
 // AdminPolicyCRDs returns the paths of the admin network policies' CRDs
@@ -16,18 +14,15 @@ import (
 // ClusterNetworkPolicy (v1alpha2, v1beta1), the standard-channel CRD of the
 // sigs.k8s.io/network-policy-api module the project depends on.
 func AdminPolicyCRDs(root string) ([]string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/network-policy-api")
-	cmd.Dir = root
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	module, err := moduleDir(root, "sigs.k8s.io/network-policy-api")
 	if err != nil {
-		return nil, fmt.Errorf("locating the sigs.k8s.io/network-policy-api module: %w", err)
+		return nil, err
 	}
 	fixtures := filepath.Join(root, "internal", "testenv", "testdata", "admin-policy-crds")
 	paths := []string{
 		filepath.Join(fixtures, "policy.networking.k8s.io_adminnetworkpolicies.yaml"),
 		filepath.Join(fixtures, "policy.networking.k8s.io_baselineadminnetworkpolicies.yaml"),
-		filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "policy.networking.k8s.io_clusternetworkpolicies.yaml"),
+		filepath.Join(module, "config", "crd", "standard", "policy.networking.k8s.io_clusternetworkpolicies.yaml"),
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {

@@ -91,22 +91,28 @@ func (p Prefix) String() string {
 	return netip.PrefixFrom(a.Unmap(), p.Length).String()
 }
 
-// Ambientz reads /debug/ambientz.
-func (i *Istiod) Ambientz(ctx context.Context) (*Ambientz, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+i.HTTPAddr+"/debug/ambientz", nil)
+// Debug reads istiod's debug endpoint path (e.g. /debug/ambientz) and
+// decodes its JSON into out.
+func (i *Istiod) Debug(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+i.HTTPAddr+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/debug/ambientz: %s", resp.Status)
+		return fmt.Errorf("%s: %s", path, resp.Status)
 	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Ambientz reads /debug/ambientz.
+func (i *Istiod) Ambientz(ctx context.Context) (*Ambientz, error) {
 	out := &Ambientz{}
-	return out, json.NewDecoder(resp.Body).Decode(out)
+	return out, i.Debug(ctx, "/debug/ambientz", out)
 }
 
 // Policy returns the compiled policy ns/name, or nil.
@@ -227,18 +233,6 @@ func (g *gatewayAddress) String() string {
 // AmbientzWaypoints reads /debug/ambientz for the waypoints of the Services
 // and workloads of istiod's ambient index.
 func (i *Istiod) AmbientzWaypoints(ctx context.Context) (*AmbientzWaypoints, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+i.HTTPAddr+"/debug/ambientz", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/debug/ambientz: %s", resp.Status)
-	}
 	var z struct {
 		Workloads []struct {
 			Name      string          `json:"name"`
@@ -251,7 +245,7 @@ func (i *Istiod) AmbientzWaypoints(ctx context.Context) (*AmbientzWaypoints, err
 			Waypoint  *gatewayAddress `json:"waypoint"`
 		} `json:"services"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&z); err != nil {
+	if err := i.Debug(ctx, "/debug/ambientz", &z); err != nil {
 		return nil, err
 	}
 	out := &AmbientzWaypoints{Services: map[string]string{}, Workloads: map[string]string{}}

@@ -3,9 +3,7 @@ package testenv
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 )
 
 // GatewayAPICRDs returns the paths of the Gateway API CRDs istiod needs to
@@ -14,14 +12,11 @@ import (
 // (istiod's Gateway informers wait for these CRDs; it creates the
 // istio-waypoint GatewayClass itself).
 func GatewayAPICRDs(root string) ([]string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api")
-	cmd.Dir = root
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	module, err := moduleDir(root, "sigs.k8s.io/gateway-api")
 	if err != nil {
-		return nil, fmt.Errorf("locating the sigs.k8s.io/gateway-api module: %w", err)
+		return nil, err
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
+	dir := filepath.Join(module, "config", "crd", "standard")
 	paths := []string{
 		filepath.Join(dir, "gateway.networking.k8s.io_gatewayclasses.yaml"),
 		filepath.Join(dir, "gateway.networking.k8s.io_gateways.yaml"),

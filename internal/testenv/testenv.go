@@ -35,17 +35,27 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// IstioCRDs returns the path of Istio's CRDs in the istio.io/api module the
-// project depends on.
-func IstioCRDs(root string) (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
+// moduleDir is the directory of module, at the version the project's
+// go.mod (in root) requires.
+func moduleDir(root, module string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
 	cmd.Dir = root
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("locating the istio.io/api module: %w", err)
+		return "", fmt.Errorf("locating the %s module: %w", module, err)
 	}
-	path := filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml")
+	return strings.TrimSpace(string(out)), nil
+}
+
+// IstioCRDs returns the path of Istio's CRDs in the istio.io/api module the
+// project depends on.
+func IstioCRDs(root string) (string, error) {
+	dir, err := moduleDir(root, "istio.io/api")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubernetes", "customresourcedefinitions.gen.yaml")
 	if _, err := os.Stat(path); err != nil {
 		return "", fmt.Errorf("istio CRDs: %w", err)
 	}

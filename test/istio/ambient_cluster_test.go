@@ -7,7 +7,6 @@ package istio_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,21 +206,8 @@ func ztunnelCondition(ctx context.Context, c client.Client, key client.ObjectKey
 
 type ztCondition struct{ Status, Reason, Message string }
 
-// acceptedAs returns a check for Eventually: nil once istiod wrote on every
-// policy the ZtunnelAccepted condition the default istiod writes: False,
-// UnsupportedValue on a dry-run policy (not sent to ztunnel), True,
-// Accepted on any other.
 // istiodKnows says whether istiod's /debug/authorizationz lists the policy.
 func istiodKnows(ctx context.Context, ap *securityv1.AuthorizationPolicy) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+istiod.HTTPAddr+"/debug/authorizationz", nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
 	var dump struct {
 		AuthorizationPolicies struct {
 			NamespaceToPolicies map[string][]struct {
@@ -229,7 +215,7 @@ func istiodKnows(ctx context.Context, ap *securityv1.AuthorizationPolicy) (bool,
 			} `json:"namespace_to_policies"`
 		} `json:"authorization_policies"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&dump); err != nil {
+	if err := istiod.Debug(ctx, "/debug/authorizationz", &dump); err != nil {
 		return false, err
 	}
 	for _, p := range dump.AuthorizationPolicies.NamespaceToPolicies[ap.Namespace] {
@@ -240,6 +226,10 @@ func istiodKnows(ctx context.Context, ap *securityv1.AuthorizationPolicy) (bool,
 	return false, nil
 }
 
+// acceptedAs returns a check for Eventually: nil once istiod wrote on every
+// policy the ZtunnelAccepted condition the default istiod writes: False,
+// UnsupportedValue on a dry-run policy (not sent to ztunnel), True,
+// Accepted on any other.
 func acceptedAs(ctx context.Context, c client.Client, policies []*securityv1.AuthorizationPolicy) func() error {
 	return func() error {
 		var out []string

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
@@ -86,10 +84,6 @@ status:
 // reader not allowed to list them gets an error, never a report that
 // leaves them out.
 func TestVerifyLiveAdminPolicies(t *testing.T) {
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -98,22 +92,7 @@ func TestVerifyLiveAdminPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, crds...)
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	admin, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, env, host, admin := startLive(t, crds...)
 	fixture := t.TempDir()
 	data := adminFixture + adminFixturePod("db-0", "db") + adminFixturePod("web-0", "web") + adminFixturePod("backup-0", "backup")
 	if err := os.WriteFile(filepath.Join(fixture, "shop.yaml"), []byte(data), 0o600); err != nil {
@@ -121,7 +100,6 @@ func TestVerifyLiveAdminPolicies(t *testing.T) {
 	}
 	createFixture(ctx, t, admin, fixture)
 	kubeconfig := readOnlyUser(ctx, t, env, admin)
-	host := strings.TrimSuffix(cfg.Host, "/")
 
 	for _, args := range [][]string{nil, {"-o", "json"}} {
 		out := compareLive(t, host, kubeconfig, fixture, args)

@@ -24,14 +24,17 @@ import (
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
 
-// TestVerifyLive verifies a real API server holding the objects of the
-// existing-too-wide fixture, as a user who may only read: the reports must
-// say what the offline runs over the same manifests say.
-func TestVerifyLive(t *testing.T) {
+// startLive starts a control plane serving the project's CRDs and the
+// CRDs at crdPaths besides, stopped when t ends, and returns a context
+// bounded to two minutes, the control plane, its address and an admin
+// client.
+func startLive(t *testing.T, crdPaths ...string) (context.Context, *envtest.Environment, string, client.Client) {
+	t.Helper()
 	env, err := testenv.New()
 	if err != nil {
 		t.Fatal(err)
 	}
+	env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, crdPaths...)
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -42,12 +45,19 @@ func TestVerifyLive(t *testing.T) {
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	host := strings.TrimSuffix(cfg.Host, "/")
+	t.Cleanup(cancel)
 	admin, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, env, strings.TrimSuffix(cfg.Host, "/"), admin
+}
+
+// TestVerifyLive verifies a real API server holding the objects of the
+// existing-too-wide fixture, as a user who may only read: the reports must
+// say what the offline runs over the same manifests say.
+func TestVerifyLive(t *testing.T) {
+	ctx, env, host, admin := startLive(t)
 
 	fixture := filepath.Join(verifyFixtureRoot, "existing-too-wide", "in")
 	createFixture(ctx, t, admin, fixture)
@@ -87,29 +97,10 @@ func TestVerifyLive(t *testing.T) {
 // of the identity-pending fixture: the pending identities are read from the
 // cluster as from the files, and explained alike.
 func TestVerifyLiveIdentityReview(t *testing.T) {
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	admin, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, env, host, admin := startLive(t)
 	fixture := filepath.Join(verifyFixtureRoot, "identity-pending", "in")
 	createFixture(ctx, t, admin, fixture)
 	kubeconfig := readOnlyUser(ctx, t, env, admin)
-	host := strings.TrimSuffix(cfg.Host, "/")
 	for _, args := range [][]string{nil, {"-o", "json"}, {"--identity", "follow"}} {
 		out := compareLive(t, host, kubeconfig, fixture, args)
 		if pending := strings.Contains(out, "IdentityPending"); pending != (len(args) == 0 || args[0] != "--identity") {

@@ -49,6 +49,16 @@ const (
     "principals": [{"notId": {"any": true}}]}}}}`
 )
 
+// policiesFromYAML decodes a YAML list of AuthorizationPolicies, strictly.
+func policiesFromYAML(t *testing.T, text string) []*securityv1.AuthorizationPolicy {
+	t.Helper()
+	var aps []*securityv1.AuthorizationPolicy
+	if err := yaml.UnmarshalStrict([]byte(text), &aps); err != nil {
+		t.Fatal(err)
+	}
+	return aps
+}
+
 // TestSidecarDiffFindsEveryChange: the comparison reads the filter back
 // into the policies' rules, and any change to the policies is a difference.
 func TestSidecarDiffFindsEveryChange(t *testing.T) {
@@ -60,13 +70,7 @@ func TestSidecarDiffFindsEveryChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func() []*securityv1.AuthorizationPolicy {
-		var aps []*securityv1.AuthorizationPolicy
-		if err := yaml.UnmarshalStrict([]byte(sidecarDiffPolicies), &aps); err != nil {
-			t.Fatal(err)
-		}
-		return aps
-	}
+	read := func() []*securityv1.AuthorizationPolicy { return policiesFromYAML(t, sidecarDiffPolicies) }
 	want, err := expectRBAC(read())
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	rbacnet "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/netpol2authz/netpol2authz/internal/testenv"
 )
@@ -58,13 +57,7 @@ func TestWaypointDiffFindsEveryChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func() []*securityv1.AuthorizationPolicy {
-		var aps []*securityv1.AuthorizationPolicy
-		if err := yaml.UnmarshalStrict([]byte(waypointDiffPolicies), &aps); err != nil {
-			t.Fatal(err)
-		}
-		return aps
-	}
+	read := func() []*securityv1.AuthorizationPolicy { return policiesFromYAML(t, waypointDiffPolicies) }
 	want, err := expectRBAC(read())
 	if err != nil {
 		t.Fatal(err)

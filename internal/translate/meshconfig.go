@@ -60,21 +60,19 @@ type MeshOverrides struct {
 // namespace).
 func ResolveMesh(flags MeshOverrides, mc MeshConfig) ResolvedMesh {
 	var r ResolvedMesh
-	switch {
-	case flags.TrustDomain != "":
-		r.TrustDomain, r.TrustDomainSource = flags.TrustDomain, MeshSourceFlag
-	case mc.TrustDomain != "":
-		r.TrustDomain, r.TrustDomainSource = mc.TrustDomain, MeshSourceMeshConfig
-	default:
-		r.TrustDomain, r.TrustDomainSource = DefaultTrustDomain, MeshSourceDefault
-	}
-	switch {
-	case flags.RootNamespace != "":
-		r.RootNamespace, r.RootNamespaceSource = flags.RootNamespace, MeshSourceFlag
-	case mc.RootNamespace != "":
-		r.RootNamespace, r.RootNamespaceSource = mc.RootNamespace, MeshSourceMeshConfig
-	default:
-		r.RootNamespace, r.RootNamespaceSource = cmp.Or(flags.IstioNamespace, DefaultIstioNamespace), MeshSourceDefault
-	}
+	r.TrustDomain, r.TrustDomainSource = precedence(flags.TrustDomain, mc.TrustDomain, DefaultTrustDomain)
+	r.RootNamespace, r.RootNamespaceSource = precedence(flags.RootNamespace, mc.RootNamespace, cmp.Or(flags.IstioNamespace, DefaultIstioNamespace))
 	return r
+}
+
+// precedence is the first set of a flag's value, the mesh config's and the
+// default, with where it came from.
+func precedence(flag, meshConfig, def string) (string, MeshSource) {
+	switch {
+	case flag != "":
+		return flag, MeshSourceFlag
+	case meshConfig != "":
+		return meshConfig, MeshSourceMeshConfig
+	}
+	return def, MeshSourceDefault
 }

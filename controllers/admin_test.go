@@ -1,10 +1,13 @@
 package controllers_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"google.golang.org/protobuf/proto"
 	secv1beta1 "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -153,6 +156,26 @@ var _ = Describe("Admin network policies", func() {
 		Eventually(adminGenerated(ns, deny.Name), timeout, interval).Should(ConsistOf(
 			haveActionAndPrincipals(secv1beta1.AuthorizationPolicy_DENY, principal(ns, "web"))))
 		Eventually(findingTypeList(ns, "db"), timeout, interval).Should(ContainElement("AdminPolicyApplies"))
+
+		By("an editor of AuthorizationPolicies empties the DENY policy, forging the digest the operator's cache keeps of the generated spec: it is restored")
+		editor := attackerClient("ap-editor-"+ns, ns, rbacv1.PolicyRule{
+			APIGroups: []string{"security.istio.io"}, Resources: []string{"authorizationpolicies"}, Verbs: []string{"get", "list", "update", "patch"},
+		})
+		generatedDeny, err := adminGenerated(ns, deny.Name)()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(generatedDeny).To(HaveLen(1))
+		forged := &securityv1.AuthorizationPolicy{}
+		Expect(editor.Get(ctx, client.ObjectKeyFromObject(generatedDeny[0]), forged)).To(Succeed())
+		spec, err := proto.MarshalOptions{Deterministic: true}.Marshal(&forged.Spec)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(spec)
+		forged.Annotations["netpol2authz.io/cached-spec-digest"] = hex.EncodeToString(sum[:])
+		forged.Spec.Rules = nil // a DENY policy without rules denies nothing
+		Expect(editor.Update(ctx, forged)).To(Succeed())
+		Eventually(adminGenerated(ns, deny.Name), timeout, interval).Should(ConsistOf(And(
+			haveActionAndPrincipals(secv1beta1.AuthorizationPolicy_DENY, principal(ns, "web")),
+			HaveField("Annotations", Not(HaveKey("netpol2authz.io/cached-spec-digest"))),
+		)))
 
 		By("the Deny is deleted: its DENY policy goes, the Allow's stays")
 		Expect(k8s.Delete(ctx, deny)).To(Succeed())

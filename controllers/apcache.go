@@ -1,9 +1,11 @@
 package controllers
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"maps"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	securityapi "istio.io/api/security/v1beta1"
@@ -36,22 +38,34 @@ func digest(b []byte, err error) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// cacheNonce marks the digests this process's cache transforms record:
+// random, never written to the API server, so that an annotation of the
+// same name that someone wrote on an object (with the digest of what the
+// operator would generate, over a spec emptied by hand: a generated DENY
+// policy with no rules denies nothing) is never taken for one.
+var cacheNonce = func() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}()
+
+// cachedDigest is the digest a cache transform of this process recorded in
+// meta's annotation key, if any.
+func cachedDigest(meta *metav1.ObjectMeta, key string) (string, bool) {
+	return strings.CutPrefix(meta.Annotations[key], cacheNonce+"/")
+}
+
 // transformAuthorizationPolicy is the AuthorizationPolicy cache's
 // transform: managedFields go, and the spec is replaced by its digest.
 // Anything else passes through. Informers hand it objects it already
-// transformed again (at a resync), which it keeps as they are: an object
-// with the digest annotation and no spec. (Someone who can edit a
-// generated policy could forge that shape, an empty spec with the digest
-// of the generated one, and the operator would not notice until the
-// policy's translation changes; an ALLOW policy without rules only ever
-// allows less, and whoever can edit AuthorizationPolicies can as well add
-// such a policy of their own, which the operator never touches.)
+// transformed again (at a resync), which it keeps as they are: those whose
+// digest carries this process's nonce.
 func transformAuthorizationPolicy(in any) (any, error) {
 	ap, ok := in.(*securityv1.AuthorizationPolicy)
 	if !ok {
 		return in, nil
 	}
-	if _, done := ap.Annotations[cachedSpecDigest]; done && proto.Size(&ap.Spec) == 0 {
+	if _, done := cachedDigest(&ap.ObjectMeta, cachedSpecDigest); done {
 		return ap, nil
 	}
 	out := &securityv1.AuthorizationPolicy{TypeMeta: ap.TypeMeta, ObjectMeta: withCacheAnnotation(ap.ObjectMeta, cachedSpecDigest, specDigest(&ap.Spec))}
@@ -63,22 +77,22 @@ func transformAuthorizationPolicy(in any) (any, error) {
 // from desired. A policy read without the cache's transform (a plain
 // client) is compared in full.
 func specDiffers(cur *securityv1.AuthorizationPolicy, desired *securityapi.AuthorizationPolicy) bool {
-	if d, ok := cur.Annotations[cachedSpecDigest]; ok {
+	if d, ok := cachedDigest(&cur.ObjectMeta, cachedSpecDigest); ok {
 		return d != specDigest(desired)
 	}
 	return !proto.Equal(&cur.Spec, desired)
 }
 
 // withCacheAnnotation is meta as a cache transform keeps it: without
-// managedFields, with the cache-only annotation key set to value. meta's
-// maps are not changed.
-func withCacheAnnotation(meta metav1.ObjectMeta, key, value string) metav1.ObjectMeta {
+// managedFields, with the cache-only annotation key set to the digest,
+// marked with this process's nonce. meta's maps are not changed.
+func withCacheAnnotation(meta metav1.ObjectMeta, key, digest string) metav1.ObjectMeta {
 	meta.ManagedFields = nil
 	meta.Annotations = maps.Clone(meta.Annotations)
 	if meta.Annotations == nil {
 		meta.Annotations = map[string]string{}
 	}
-	meta.Annotations[key] = value
+	meta.Annotations[key] = cacheNonce + "/" + digest
 	return meta
 }
 

@@ -159,7 +159,7 @@ func TestApplyComparesCachedDigests(t *testing.T) {
 		t.Fatal(err)
 	}
 	cached := cachedObj.(*securityv1.AuthorizationPolicy)
-	if len(cached.Spec.GetRules()) != 0 || cached.Annotations[cachedSpecDigest] == "" {
+	if d, ok := cachedDigest(&cached.ObjectMeta, cachedSpecDigest); len(cached.Spec.GetRules()) != 0 || !ok || d == "" {
 		t.Fatalf("the cached policy keeps its spec or has no digest: %v", cached)
 	}
 	if specDiffers(cached, &kept.Spec) {
@@ -180,10 +180,32 @@ func TestApplyComparesCachedDigests(t *testing.T) {
 func TestTransformAuthorizationPolicyIsIdempotent(t *testing.T) {
 	once, _ := transformAuthorizationPolicy(generated("netpol-db", "cluster.local/ns/shop/sa/api"))
 	twice, _ := transformAuthorizationPolicy(once)
-	a := once.(*securityv1.AuthorizationPolicy).Annotations[cachedSpecDigest]
-	b := twice.(*securityv1.AuthorizationPolicy).Annotations[cachedSpecDigest]
+	a, _ := cachedDigest(&once.(*securityv1.AuthorizationPolicy).ObjectMeta, cachedSpecDigest)
+	b, _ := cachedDigest(&twice.(*securityv1.AuthorizationPolicy).ObjectMeta, cachedSpecDigest)
 	if a != b || a != specDigest(&generated("x", "cluster.local/ns/shop/sa/api").Spec) {
 		t.Errorf("digest after one transform %q, after two %q", a, b)
+	}
+}
+
+// An annotation of the digest's name that someone wrote on a policy, with
+// the digest of the generated spec over a spec emptied by hand, is not
+// taken for the cache's own: the emptied spec differs.
+func TestTransformAuthorizationPolicyIgnoresAForgedDigest(t *testing.T) {
+	want := generated("netpol-db", "cluster.local/ns/shop/sa/api")
+	forged := generated("netpol-db")
+	forged.Spec.Reset()
+	forged.Annotations[cachedSpecDigest] = specDigest(&want.Spec)
+	cached, err := transformAuthorizationPolicy(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !specDiffers(cached.(*securityv1.AuthorizationPolicy), &want.Spec) {
+		t.Error("a forged digest hides a spec emptied by hand")
+	}
+	forged.Annotations[cachedSpecDigest] = "0123/" + specDigest(&want.Spec) // a guessed nonce
+	cached, _ = transformAuthorizationPolicy(forged)
+	if !specDiffers(cached.(*securityv1.AuthorizationPolicy), &want.Spec) {
+		t.Error("a forged digest with a guessed nonce hides a spec emptied by hand")
 	}
 }
 

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"encoding/json"
-	"slices"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 
@@ -32,13 +31,14 @@ func statusDigest(st *policyv1alpha1.NetworkPolicyTranslationStatus) string {
 // transformTranslation is the NetworkPolicyTranslation cache's transform:
 // managedFields go, and the status is cut to what reconciles read, with
 // the digest of the whole in cachedStatusDigest. Informers hand it objects
-// it already transformed again (at a resync), which it keeps as they are.
+// it already transformed again (at a resync), which it keeps as they are:
+// those whose digest carries this process's nonce (apcache.go).
 func transformTranslation(in any) (any, error) {
 	npt, ok := in.(*policyv1alpha1.NetworkPolicyTranslation)
 	if !ok {
 		return in, nil
 	}
-	if _, done := npt.Annotations[cachedStatusDigest]; done && !slices.ContainsFunc(npt.Status.Findings, func(f policyv1alpha1.Finding) bool { return f.Message != "" }) {
+	if _, done := cachedDigest(&npt.ObjectMeta, cachedStatusDigest); done {
 		return npt, nil
 	}
 	out := &policyv1alpha1.NetworkPolicyTranslation{TypeMeta: npt.TypeMeta, ObjectMeta: withCacheAnnotation(npt.ObjectMeta, cachedStatusDigest, statusDigest(&npt.Status))}
@@ -69,7 +69,7 @@ func transformTranslation(in any) (any, error) {
 // is already want. A translation read without the cache's transform (a
 // plain client, or the answer to a write) is compared in full.
 func statusUnchanged(cur *policyv1alpha1.NetworkPolicyTranslation, want *policyv1alpha1.NetworkPolicyTranslationStatus) bool {
-	if d, ok := cur.Annotations[cachedStatusDigest]; ok {
+	if d, ok := cachedDigest(&cur.ObjectMeta, cachedStatusDigest); ok {
 		return d == statusDigest(want)
 	}
 	return equality.Semantic.DeepEqual(cur.Status, *want)

@@ -93,10 +93,26 @@ func TestTransformTranslation(t *testing.T) {
 func TestTransformTranslationIsIdempotent(t *testing.T) {
 	once, _ := transformTranslation(fullTranslation())
 	twice, _ := transformTranslation(once)
-	a := once.(*policyv1alpha1.NetworkPolicyTranslation).Annotations[cachedStatusDigest]
-	b := twice.(*policyv1alpha1.NetworkPolicyTranslation).Annotations[cachedStatusDigest]
+	a, _ := cachedDigest(&once.(*policyv1alpha1.NetworkPolicyTranslation).ObjectMeta, cachedStatusDigest)
+	b, _ := cachedDigest(&twice.(*policyv1alpha1.NetworkPolicyTranslation).ObjectMeta, cachedStatusDigest)
 	if a != b || a != statusDigest(&fullTranslation().Status) {
 		t.Errorf("digest after one transform %q, after two %q", a, b)
+	}
+}
+
+// A digest annotation someone wrote on a translation, over a status
+// emptied by hand, is not taken for the cache's own.
+func TestTransformTranslationIgnoresAForgedDigest(t *testing.T) {
+	want := fullTranslation()
+	forged := fullTranslation()
+	forged.Status = policyv1alpha1.NetworkPolicyTranslationStatus{}
+	forged.Annotations = map[string]string{cachedStatusDigest: statusDigest(&want.Status)}
+	cached, err := transformTranslation(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statusUnchanged(cached.(*policyv1alpha1.NetworkPolicyTranslation), &want.Status) {
+		t.Error("a forged digest hides a status emptied by hand")
 	}
 }
 

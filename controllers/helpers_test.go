@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -291,12 +292,22 @@ func installCRDs(crds func(root string) ([]string, error), probe client.ObjectLi
 	return opts
 }
 
-// uninstallCRDs deletes the CRDs and waits until the API server no longer
-// serves probe's kind.
+// uninstallCRDs deletes the CRDs and waits until every one of them is gone
+// (a CRD being deleted stays while its objects are cleaned up, and one
+// installed again in that window is deleted with it) and the API server no
+// longer serves probe's kind.
 func uninstallCRDs(opts envtest.CRDInstallOptions, probe client.ObjectList) {
 	Expect(envtest.UninstallCRDs(cfg, opts)).To(Succeed())
+	Expect(envtest.ReadCRDFiles(&opts)).To(Succeed())
+	for _, crd := range opts.CRDs {
+		Eventually(func() error {
+			m := &metav1.PartialObjectMetadata{}
+			m.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+			return k8s.Get(ctx, client.ObjectKey{Name: crd.Name}, m)
+		}, timeout, interval).Should(Satisfy(apierrors.IsNotFound), "CRD %s is gone", crd.Name)
+	}
 	Eventually(func() bool {
 		err := k8s.List(ctx, probe.DeepCopyObject().(client.ObjectList))
 		return err != nil && !apierrors.IsTooManyRequests(err)
-	}, timeout, interval).Should(BeTrue(), "the CRDs are gone")
+	}, timeout, interval).Should(BeTrue(), "the CRDs are no longer served")
 }

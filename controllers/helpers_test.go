@@ -285,7 +285,9 @@ func installCRDs(crds func(root string) ([]string, error), probe client.ObjectLi
 	Expect(err).NotTo(HaveOccurred())
 	paths, err := crds(root)
 	Expect(err).NotTo(HaveOccurred())
-	opts := envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true}
+	// envtest waits 10 s by default for the CRDs to be served: too short on a
+	// loaded machine running the other suites too.
+	opts := envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true, MaxTime: timeout}
 	_, err = envtest.InstallCRDs(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { uninstallCRDs(opts, probe) })

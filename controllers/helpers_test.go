@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -14,7 +15,10 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -295,21 +299,45 @@ func installCRDs(crds func(root string) ([]string, error), probe client.ObjectLi
 }
 
 // uninstallCRDs deletes the CRDs and waits until every one of them is gone
-// (a CRD being deleted stays while its objects are cleaned up, and one
-// installed again in that window is deleted with it) and the API server no
-// longer serves probe's kind.
+// and the API server no longer serves probe's kind. A CRD being deleted
+// stays while the API server deletes its objects, and one installed again
+// in that window is deleted with it.
 func uninstallCRDs(opts envtest.CRDInstallOptions, probe client.ObjectList) {
-	Expect(envtest.UninstallCRDs(cfg, opts)).To(Succeed())
-	Expect(envtest.ReadCRDFiles(&opts)).To(Succeed())
-	for _, crd := range opts.CRDs {
+	read := opts
+	Expect(envtest.ReadCRDFiles(&read)).To(Succeed())
+	// The API server lists a deleted CRD's objects from its watch cache
+	// before it lets the CRD go, and retries with a growing backoff while
+	// that cache is (re)initializing: wait until each kind lists.
+	for _, crd := range read.CRDs {
+		i := slices.IndexFunc(crd.Spec.Versions, func(v apiextensionsv1.CustomResourceDefinitionVersion) bool { return v.Storage })
+		Expect(i).NotTo(Equal(-1), "CRD %s has a storage version", crd.Name)
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: crd.Spec.Group, Version: crd.Spec.Versions[i].Name, Kind: crd.Spec.Names.ListKind})
 		Eventually(func() error {
-			m := &metav1.PartialObjectMetadata{}
-			m.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
-			return k8s.Get(ctx, client.ObjectKey{Name: crd.Name}, m)
-		}, timeout, interval).Should(Satisfy(apierrors.IsNotFound), "CRD %s is gone", crd.Name)
+			if err := k8s.List(ctx, list); err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
+				return err
+			}
+			return nil // listed, or not served (then gone, or never established)
+		}, timeout, interval).Should(Succeed(), "the objects of CRD %s list before it is deleted", crd.Name)
+	}
+	Expect(envtest.UninstallCRDs(cfg, opts)).To(Succeed())
+	for _, crd := range read.CRDs {
+		Eventually(func() error {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+			if err := k8s.Get(ctx, client.ObjectKey{Name: crd.Name}, u); err != nil {
+				return err
+			}
+			conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+			return fmt.Errorf("still there: finalizers %v, conditions %v", u.GetFinalizers(), conditions)
+		}, crdCleanupTimeout, interval).Should(Satisfy(apierrors.IsNotFound), "CRD %s is gone", crd.Name)
 	}
 	Eventually(func() bool {
 		err := k8s.List(ctx, probe.DeepCopyObject().(client.ObjectList))
 		return err != nil && !apierrors.IsTooManyRequests(err)
 	}, timeout, interval).Should(BeTrue(), "the CRDs are no longer served")
 }
+
+// crdCleanupTimeout bounds the API server's cleanup of a deleted CRD,
+// which backs off when its objects' storage is not ready.
+const crdCleanupTimeout = 2 * time.Minute

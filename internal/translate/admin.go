@@ -115,7 +115,10 @@ func adminRef(p *adminpolicy.Compiled) ObjectRef {
 
 // admin judges the translation of the NetworkPolicy against the admin
 // policies selecting its pods, and returns the policies their rules add.
-func (c *tctx) admin(groups []targetGroup, selected []*podInfo) []*securityv1.AuthorizationPolicy {
+// Behind a waypoint (plan), the Allow rules also admit the waypoint's
+// principal (extra, as the NetworkPolicy's rules do) and every admin rule
+// is also bound to the Services at the waypoint (adminServices).
+func (c *tctx) admin(groups []targetGroup, selected []*podInfo, plan *waypointPlan, extra *sourceSpec) []*securityv1.AuthorizationPolicy {
 	a := c.idx.admin
 	if len(a.policies) == 0 && len(a.invalid) == 0 {
 		return nil
@@ -169,6 +172,9 @@ func (c *tctx) admin(groups []targetGroup, selected []*podInfo) []*securityv1.Au
 				switch r.Action {
 				case adminpolicy.ActionAllow:
 					if rule := c.adminAllow(g, &at, higher); rule != nil {
+						if extra != nil {
+							rule.From = append(rule.From, newRule([]sourceSpec{*extra}, nil).From...)
+						}
 						allow = append(allow, rule)
 					}
 				case adminpolicy.ActionDeny:
@@ -185,6 +191,9 @@ func (c *tctx) admin(groups []targetGroup, selected []*podInfo) []*securityv1.Au
 				out = append(out, ap)
 			}
 		}
+	}
+	if plan != nil {
+		out = append(out, c.adminServices(plan, rels)...)
 	}
 	return out
 }
@@ -654,10 +663,16 @@ func (c *tctx) adminPolicy(g *targetGroup, pol *adminpolicy.Compiled, subj map[*
 	}
 	ap := c.newPolicy(&tg, rules)
 	ap.Spec.Action = action
+	labelAdmin(ap, pol)
+	return ap
+}
+
+// labelAdmin labels a generated policy with the admin policy whose rules
+// it holds.
+func labelAdmin(ap *securityv1.AuthorizationPolicy, pol *adminpolicy.Compiled) {
 	ap.Labels[LabelAdminPolicyKind] = string(pol.Kind)
 	ap.Labels[LabelAdminPolicy] = labelValue(pol.Name)
 	ap.Annotations[AnnotationAdminPolicy] = pol.Ref()
-	return ap
 }
 
 // adminSelector is the workload selector for the subject pods of group g:

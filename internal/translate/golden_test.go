@@ -246,6 +246,7 @@ var goldenCases = map[string]string{
 	"waypoint-ipblock":             "ipBlock peer behind a waypoint: ipBlocks at the waypoint, the waypoint's principal at ztunnel",
 	"waypoint-shared-service":      "Services bound to the waypoint that front pods the NetworkPolicy does not select: unisolated (permissive any source, strict the rules) or isolated by another NetworkPolicy (permissive the rules, strict no rule); OtherPolicies",
 	"waypoint-identity-review":     "a waypoint's ServiceAccount brought by a use-waypoint label after the first translation is pending: left out at ztunnel, the Service's policy keeps the approved sources",
+	"waypoint-admin":               "admin Allow and Deny behind a waypoint: bound to the Services too (the waypoint sees the client), the waypoint's principal in the admin ALLOW at ztunnel; a Service fronting pods outside the subject (strict binds the Deny, not the Allow; permissive the Allow) and a port matching on one pod only; WaypointInPath, WaypointApplies",
 	"waypoint-namespace-label":     "namespace label, service waypoint: Z keeps the client and adds the waypoint's principal, one policy bound to each Service with service ports (targetPort number and name); exact; WaypointApplies; the waypoint pod blocked on 15008 (AmbientPortBlocked)",
 }
 

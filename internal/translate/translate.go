@@ -147,7 +147,8 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 	// the waypoints' principals as one more source of the rules here.
 	var extra *sourceSpec
 	var servicePolicies []*securityv1.AuthorizationPolicy
-	if plan := c.planWaypoints(selected); plan != nil {
+	plan := c.planWaypoints(selected)
+	if plan != nil {
 		for _, i := range kept {
 			if rps[i] == nil {
 				rps[i] = c.rulePorts(&cp.rules[i])
@@ -209,7 +210,7 @@ func (c *tctx) translate(cp *compiledPolicy) []*securityv1.AuthorizationPolicy {
 		}
 	}
 	policies = append(policies, servicePolicies...)
-	policies = append(policies, c.admin(groups, selected)...)
+	policies = append(policies, c.admin(groups, selected, plan, extra)...)
 	slices.SortFunc(policies, func(a, b *securityv1.AuthorizationPolicy) int { return cmp.Compare(a.Name, b.Name) })
 	// Peer findings explain the sources of generated rules, or why a rule
 	// lost all its sources; a rule dropped for its ports needs neither.

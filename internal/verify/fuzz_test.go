@@ -115,7 +115,7 @@ func FuzzTranslateVerifyWaypoints(f *testing.F) {
 // over random clusters with waypoints.
 func TestTranslateVerifyWaypoints(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2026, 12))
-	checked, through := 0, 0
+	checked, through, adminThrough := 0, 0, 0
 	for i := 0; checked < 300; i++ {
 		b := make([]byte, 200+rng.IntN(800))
 		for j := range b {
@@ -137,6 +137,9 @@ func TestTranslateVerifyWaypoints(t *testing.T) {
 			for _, ap := range tr.Policies {
 				if len(ap.Spec.GetTargetRefs()) > 0 {
 					through++
+					if ap.Labels[translate.LabelAdminPolicy] != "" {
+						adminThrough++
+					}
 				}
 			}
 		}
@@ -145,9 +148,10 @@ func TestTranslateVerifyWaypoints(t *testing.T) {
 			t.Errorf("cluster %d: %s", i, msg)
 		}
 	}
-	if through < 50 {
-		t.Errorf("%d policies bound to Services in %d clusters: the test checks too little", through, checked)
+	if through < 50 || adminThrough < 10 {
+		t.Errorf("%d policies bound to Services in %d clusters, %d of them for admin rules: the test checks too little", through, checked, adminThrough)
 	}
+	t.Logf("%d policies bound to Services in %d clusters, %d of them for admin rules", through, checked, adminThrough)
 }
 
 // TestTranslateVerifyRandomReview runs the same checks over random

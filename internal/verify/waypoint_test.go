@@ -192,6 +192,34 @@ authorizationPolicies:
 			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
 		}
 	})
+	// An admin Deny of client and an admin Allow of other, both to db: at
+	// the pods' ztunnel the peer on the Service path is the waypoint, so
+	// the selector-bound DENY and ALLOW of the admin rules cannot see the
+	// client. Bound to the Service too, they hold on every path.
+	admin := waypointCluster + "gateways: [{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true}]\n" + waypointNP + `
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: admin}
+  spec:
+    priority: 10
+    subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}}
+    ingress:
+    - {action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: client}}}}], ports: [{namedPort: pg}]}
+    - {action: Allow, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: other}}}}], ports: [{portNumber: {protocol: TCP, port: 5432}}]}
+`
+	t.Run("admin Allow and Deny behind the waypoint, strict: exact", func(t *testing.T) {
+		if got := differences(readCluster(t, admin+"options: {defaultFidelity: strict}\n").generated()); len(got) > 0 {
+			t.Errorf("differences:\n%s", join(got))
+		}
+	})
+	t.Run("admin Allow and Deny behind the waypoint, permissive: the Deny explained", func(t *testing.T) {
+		got := differences(readCluster(t, admin).generated())
+		want := []string{"IstioAllowsMore shop/client-0 -> shop/db-0 ports [5432] dry=false: AdminPolicyDenies shop/db"}
+		if !slices.Equal(got, want) {
+			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
+		}
+	})
 	t.Run("pending waypoint identity: explained narrowing", func(t *testing.T) {
 		c := readCluster(t, waypointCluster+"gateways: [{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true}]\n"+waypointNP+
 			"approvals: [{namespace: shop, networkPolicy: db, identities: [serviceaccount/shop/client]}]\n")

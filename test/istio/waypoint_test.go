@@ -792,28 +792,43 @@ func (p path) String() string {
 	return fmt.Sprintf("%s → %s → %s:%d", p.client, p.via, p.pod, p.port)
 }
 
-// chainAllows evaluates a waypoint chain's RBAC (ALLOW rules; no filter, or
-// only shadow rules, lets everything through) for a client on port.
+// chainAllows evaluates a waypoint chain's RBAC for a client on port: its
+// DENY rules first, then its ALLOW rules (none, or only shadow rules, let
+// everything through).
 func chainAllows(f *rbacFilter, principal string, ip netip.Addr, port int32) bool {
-	if f == nil || f.Rules == nil {
+	if f == nil {
 		return true
 	}
-	ns := namespaceOf(principal)
-	for _, r := range f.Rules {
-		if r.Never {
-			continue
+	for _, r := range f.Deny {
+		if chainRuleMatches(r, principal, ip, port) {
+			return false
 		}
-		toOK := r.To == nil || slices.ContainsFunc(r.To, func(o rbacOperation) bool { return slices.Contains(o.Ports, strconv.Itoa(int(port))) })
-		fromOK := r.From == nil || slices.ContainsFunc(r.From, func(s rbacSource) bool {
-			return (s.Principals == nil || matchAny(s.Principals, principal)) &&
-				(s.Namespaces == nil || matchAny(s.Namespaces, ns)) &&
-				(s.IPBlocks == nil || inAny(s.IPBlocks, ip)) && !inAny(s.NotIPBlocks, ip)
-		})
-		if toOK && fromOK {
+	}
+	if f.Rules == nil {
+		return true
+	}
+	for _, r := range f.Rules {
+		if chainRuleMatches(r, principal, ip, port) {
 			return true
 		}
 	}
 	return false
+}
+
+// chainRuleMatches says whether one rule of a waypoint's RBAC matches a
+// client on port.
+func chainRuleMatches(r rbacRule, principal string, ip netip.Addr, port int32) bool {
+	if r.Never {
+		return false
+	}
+	ns := namespaceOf(principal)
+	toOK := r.To == nil || slices.ContainsFunc(r.To, func(o rbacOperation) bool { return slices.Contains(o.Ports, strconv.Itoa(int(port))) })
+	fromOK := r.From == nil || slices.ContainsFunc(r.From, func(s rbacSource) bool {
+		return (s.Principals == nil || matchAny(s.Principals, principal)) &&
+			(s.Namespaces == nil || matchAny(s.Namespaces, ns)) &&
+			(s.IPBlocks == nil || inAny(s.IPBlocks, ip)) && !inAny(s.NotIPBlocks, ip)
+	})
+	return toOK && fromOK
 }
 
 func namespaceOf(principal string) string {

@@ -146,6 +146,7 @@ func (c *tctx) admin(groups []targetGroup, selected []*podInfo, plan *waypointPl
 	c.adminConflicts(rels)
 
 	var out []*securityv1.AuthorizationPolicy
+	accidental := map[*wpUse][]string{}
 	for gi := range groups {
 		g := &groups[gi]
 		if len(g.pods) == 0 {
@@ -172,6 +173,9 @@ func (c *tctx) admin(groups []targetGroup, selected []*podInfo, plan *waypointPl
 				switch r.Action {
 				case adminpolicy.ActionAllow:
 					if rule := c.adminAllow(g, &at, higher); rule != nil {
+						if plan != nil {
+							c.accidentalAdmin(plan, &at, rule, accidental)
+						}
 						if extra != nil {
 							rule.From = append(rule.From, newRule([]sourceSpec{*extra}, nil).From...)
 						}
@@ -193,9 +197,31 @@ func (c *tctx) admin(groups []targetGroup, selected []*podInfo, plan *waypointPl
 		}
 	}
 	if plan != nil {
+		for _, lo := range plan.leftOut {
+			if paths := accidental[lo.u]; len(paths) > 0 {
+				slices.Sort(paths)
+				paths = slices.Compact(paths)
+				c.f.add(WaypointInPath, fmt.Sprintf("strict cannot keep its promise for waypoint %s: %s %s the waypoint's own identity or address (its namespace %s, its principal or its pod IPs), so the pods' ztunnel admits whatever the waypoint forwards, from clients the admin network policies and NetworkPolicy %s deny; an L4 field that excludes it (notPrincipals) is outside what netpol2authz emits; narrow the peer, or stop the waypoint from serving these pods",
+					lo.u.ref, strings.Join(paths, ", "), plural(len(paths), "admits", "admit"), lo.u.ref.ns, c.np.Name), append([]ObjectRef{gatewayRef(lo.u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(lo.u.allPods())...)...)
+			}
+		}
 		out = append(out, c.adminServices(plan, rels)...)
 	}
 	return out
+}
+
+// accidentalAdmin notes, by waypoint, an admin Allow rule whose sources
+// admit a waypoint strict left out at ztunnel (see accidentalWaypoint).
+func (c *tctx) accidentalAdmin(plan *waypointPlan, at *adminRuleAt, rule *secv1beta1.Rule, out map[*wpUse][]string) {
+	for _, lo := range plan.leftOut {
+		for _, f := range rule.From {
+			s := f.GetSource()
+			if admitsWaypoint(lo.u, lo.principals, lo.pods, s.GetNamespaces(), s.GetPrincipals(), s.GetIpBlocks(), s.GetNotIpBlocks()) {
+				out[lo.u] = append(out[lo.u], at.rule.Ref(at.pol))
+				break
+			}
+		}
+	}
 }
 
 // adminApplies reports every admin policy that selects the NetworkPolicy's

@@ -168,7 +168,7 @@ func (idx *index) buildWaypoints(s Snapshot) {
 	for i := range s.Gateways {
 		g := &s.Gateways[i]
 		ref := waypointRef{g.Namespace, g.Name}
-		if prev, ok := w.gateways[ref]; !ok || fmt.Sprintf("%+v", *g) < fmt.Sprintf("%+v", *prev) {
+		if prev, ok := w.gateways[ref]; !ok || GatewayPrecedes(g, prev) {
 			w.gateways[ref] = g
 		}
 	}
@@ -188,6 +188,13 @@ func (idx *index) buildWaypoints(s Snapshot) {
 }
 
 // isolatesIngress says whether a NetworkPolicy restricts ingress.
+// GatewayPrecedes says which of two Gateways of one namespace and name (the
+// same manifest given twice, offline) is read: the first by content, so
+// that input order never shows. verify reads the same one.
+func GatewayPrecedes(a, b *Gateway) bool {
+	return fmt.Sprintf("%+v", *a) < fmt.Sprintf("%+v", *b)
+}
+
 func isolatesIngress(np *networkingv1.NetworkPolicy) bool {
 	if len(np.Spec.PolicyTypes) == 0 {
 		return true
@@ -355,6 +362,17 @@ type waypointPlan struct {
 	// name, with their waypoint.
 	services []*svcInfo
 	svcUse   map[*svcInfo]*wpUse
+	// leftOut are the bound waypoints whose principal strict left out at
+	// ztunnel (admitWaypoints), for the admin rules' own check.
+	leftOut []leftOutWaypoint
+}
+
+// leftOutWaypoint is a waypoint strict does not admit at ztunnel: its
+// principals and its pods.
+type leftOutWaypoint struct {
+	u          *wpUse
+	principals []string
+	pods       []*podInfo
 }
 
 // planWaypoints finds the waypoints the selected ambient pods use, and
@@ -543,6 +561,9 @@ func (c *tctx) admitWaypoints(plan *waypointPlan, cp *compiledPolicy, froms []*r
 			c.f.add(WaypointInPath, fmt.Sprintf("%s, but %s; strict: its principal %s is not allowed at the pods' ztunnel, so traffic through the waypoint to %s is denied; %s",
 				what, strings.Join(risks, "; and "), nameList(principalsOf), podNames(c.ns.name, u.allPods()), waypointFix(u)), refs...)
 			c.accidentalWaypoint(u, principalsOf, wpPods, cp, froms, kept)
+			if u.state == bound {
+				plan.leftOut = append(plan.leftOut, leftOutWaypoint{u, principalsOf, wpPods})
+			}
 		}
 	}
 	if len(principals) == 0 {
@@ -695,20 +716,10 @@ func (c *tctx) accidentalWaypoint(u *wpUse, principals []string, wpPods []*podIn
 	}
 	var paths []string
 	for _, i := range kept {
-		for _, s := range froms[i].sources {
-			hit := slices.Contains(s.namespaces, u.ref.ns)
-			for _, p := range principals {
-				hit = hit || slices.Contains(s.principals, p)
-			}
-			for _, b := range s.ipBlocks {
-				for _, wp := range wpPods {
-					hit = hit || inBlock(wp.addr, b, s.notIPBlocks)
-				}
-			}
-			if hit {
-				paths = append(paths, cp.rules[i].path)
-				break
-			}
+		if slices.ContainsFunc(froms[i].sources, func(s sourceSpec) bool {
+			return admitsWaypoint(u, principals, wpPods, s.namespaces, s.principals, s.ipBlocks, s.notIPBlocks)
+		}) {
+			paths = append(paths, cp.rules[i].path)
 		}
 	}
 	if len(paths) == 0 {
@@ -716,6 +727,28 @@ func (c *tctx) accidentalWaypoint(u *wpUse, principals []string, wpPods []*podIn
 	}
 	c.f.add(WaypointInPath, fmt.Sprintf("strict cannot keep its promise for waypoint %s: %s of NetworkPolicy %s %s the waypoint's own identity or address (its namespace %s, its principal or its pod IPs), so the pods' ztunnel admits whatever the waypoint forwards, from clients the NetworkPolicy denies; an L4 field that excludes it (notPrincipals) is outside what netpol2authz emits; narrow the peer, or stop the waypoint from serving these pods",
 		u.ref, nameList(paths), c.np.Name, plural(len(paths), "admits", "admit"), u.ref.ns), append([]ObjectRef{gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(u.allPods())...)...)
+}
+
+// admitsWaypoint says whether a source admits waypoint u's own identity or
+// address: its namespace (or every namespace), one of its principals, or
+// an ipBlock holding one of its pods' IPs.
+func admitsWaypoint(u *wpUse, principals []string, wpPods []*podInfo, namespaces, sourcePrincipals, ipBlocks, notIPBlocks []string) bool {
+	if slices.Contains(namespaces, u.ref.ns) || slices.Contains(namespaces, "*") {
+		return true
+	}
+	for _, p := range principals {
+		if slices.Contains(sourcePrincipals, p) {
+			return true
+		}
+	}
+	for _, b := range ipBlocks {
+		for _, wp := range wpPods {
+			if inBlock(wp.addr, b, notIPBlocks) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // servicePolicyName names the policy bound to Service svc.

@@ -94,12 +94,13 @@ func TestTranslateVerifyRandom(t *testing.T) {
 // translation reports it, and the paths match the reference.
 func FuzzTranslateVerifyWaypoints(f *testing.F) {
 	for _, seed := range fuzzSeeds {
-		f.Add(seed, seed[:8])
+		f.Add(seed, seed[:8], seed[8:16])
 	}
-	f.Fuzz(func(t *testing.T, data, wp []byte) {
+	f.Fuzz(func(t *testing.T, data, wp, admin []byte) {
 		var c testCluster
 		(&gen{b: data}).grow(&c)
 		(&gen{b: wp}).waypoints(&c)
+		(&gen{b: admin}).admins(&c)
 		if tooLarge(c) {
 			t.Skip("too large for one fuzz run")
 		}
@@ -125,9 +126,14 @@ func TestTranslateVerifyWaypoints(t *testing.T) {
 		for j := range wp {
 			wp[j] = byte(rng.Uint32())
 		}
+		admin := make([]byte, 48)
+		for j := range admin {
+			admin[j] = byte(rng.Uint32())
+		}
 		var c testCluster
 		(&gen{b: b}).grow(&c)
 		(&gen{b: wp}).waypoints(&c)
+		(&gen{b: admin}).admins(&c)
 		if tooLarge(c) {
 			continue
 		}

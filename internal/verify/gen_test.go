@@ -326,6 +326,14 @@ func (g *gen) waypoints(c *testCluster) {
 	}
 }
 
+// admins adds one or two admin network policies to c: with waypoints(),
+// their rules then pass the waypoints too.
+func (g *gen) admins(c *testCluster) {
+	for range 1 + g.next()%2 {
+		c.admin = append(c.admin, g.adminPolicy(c))
+	}
+}
+
 // adminPolicy is a random admin network policy: mostly an
 // AdminNetworkPolicy of a few priorities (so that some tie), sometimes the
 // BaselineAdminNetworkPolicy `default` (once), sometimes a

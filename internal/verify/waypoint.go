@@ -79,7 +79,9 @@ func (w *world) buildWaypoints(s translate.Snapshot) {
 	w.wp = wp
 	for i := range s.Gateways {
 		g := &s.Gateways[i]
-		wp.gateways[g.Namespace+"/"+g.Name] = g
+		if prev, ok := wp.gateways[g.Namespace+"/"+g.Name]; !ok || translate.GatewayPrecedes(g, prev) {
+			wp.gateways[g.Namespace+"/"+g.Name] = g
+		}
 	}
 	svcs := make([]*translate.Service, 0, len(s.Services))
 	for i := range s.Services {

@@ -2,7 +2,10 @@ package verify
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/netpol2authz/netpol2authz/internal/translate"
 )
 
 // waypointCluster: ambient namespace shop whose label names waypoint
@@ -220,6 +223,51 @@ adminPolicies:
 			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
 		}
 	})
+	// Strict leaves a workload waypoint's principal out at ztunnel, but an
+	// admin Allow of the waypoint's own namespace admits it there anyway:
+	// whatever the waypoint forwards reaches db, reported.
+	t.Run("strict, an admin Allow that admits a left-out waypoint: explained widening", func(t *testing.T) {
+		c := readCluster(t, workload+`options: {defaultFidelity: strict}
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: same-namespace}
+  spec:
+    priority: 10
+    subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}
+    ingress: [{action: Allow, from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}], ports: [{portNumber: {protocol: TCP, port: 5432}}]}]
+`)
+		for _, d := range Verify(c.generated()).Differences {
+			if !d.Explained {
+				t.Errorf("unexplained: %s", describe(d))
+			}
+		}
+		var found bool
+		for _, tr := range c.generated().Translation.Translations {
+			for _, f := range tr.Findings {
+				found = found || (f.Type == translate.WaypointInPath && strings.Contains(f.Message, "AdminNetworkPolicy/same-namespace spec.ingress[0] admits the waypoint's own identity"))
+			}
+		}
+		if !found {
+			t.Error("no WaypointInPath names the admin rule that admits the waypoint")
+		}
+	})
+	// Two Gateways of one name (a manifest given twice, changed in
+	// between): verify reads the one the engine reads, in either order.
+	for _, order := range []string{"service first", "workload first"} {
+		t.Run("duplicate Gateway, "+order, func(t *testing.T) {
+			gws := []string{"{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true}", "{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true, labels: {istio.io/waypoint-for: all}}"}
+			if order == "workload first" {
+				slices.Reverse(gws)
+			}
+			c := readCluster(t, waypointCluster+"gateways: ["+strings.Join(gws, ", ")+"]\n"+waypointNP)
+			for _, d := range Verify(c.generated()).Differences {
+				if !d.Explained {
+					t.Errorf("unexplained: %s", describe(d))
+				}
+			}
+		})
+	}
 	t.Run("pending waypoint identity: explained narrowing", func(t *testing.T) {
 		c := readCluster(t, waypointCluster+"gateways: [{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true}]\n"+waypointNP+
 			"approvals: [{namespace: shop, networkPolicy: db, identities: [serviceaccount/shop/client]}]\n")

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	secv1beta1 "istio.io/api/security/v1beta1"
@@ -39,14 +40,17 @@ func (c *tctx) adminServices(plan *waypointPlan, rels []relevantAdmin) []*securi
 		u := plan.svcUse[s]
 		endpoints := s.endpoints()
 		var higher []adminRuleAt
-		for _, rel := range rels {
-			if rel.pol.Tier != adminpolicy.TierAdmin || len(rel.pol.Ingress) == 0 {
+		// Every admin policy over the Service's pods orders the rules
+		// there; only those over the NetworkPolicy's pods are bound by it
+		// (the others by the NetworkPolicies of their pods).
+		for _, pol := range c.idx.admin.policies {
+			if pol.Tier != adminpolicy.TierAdmin || len(pol.Ingress) == 0 {
 				continue
 			}
 			subj := map[*podInfo]bool{}
 			var outside []*podInfo
 			for _, e := range endpoints {
-				if rel.pol.Selects(e.ns.labels, e.labels) {
+				if pol.Selects(e.ns.labels, e.labels) {
 					subj[e] = true
 				} else {
 					outside = append(outside, e)
@@ -55,14 +59,20 @@ func (c *tctx) adminServices(plan *waypointPlan, rels []relevantAdmin) []*securi
 			if len(subj) == 0 {
 				continue
 			}
+			bind := slices.ContainsFunc(rels, func(rel relevantAdmin) bool { return rel.pol == pol })
 			g := &targetGroup{pods: inOrder(endpoints, subj)}
 			var allow, deny []*secv1beta1.Rule
-			for ri := range rel.pol.Ingress {
-				r := &rel.pol.Ingress[ri]
-				at := adminRuleAt{pol: rel.pol, rule: r, subj: subj, ports: c.adminPortRanges(r, subj)}
-				// The rule's sources and its precedence are judged, and
-				// reported, for the pods' selector-bound policies; here
-				// only what the Service adds is reported.
+			for ri := range pol.Ingress {
+				r := &pol.Ingress[ri]
+				at := adminRuleAt{pol: pol, rule: r, subj: subj, ports: c.adminPortRanges(r, subj)}
+				if !bind {
+					higher = append(higher, at)
+					continue
+				}
+				// The rule's sources and precedence are judged, and
+				// reported, for the pods' selector-bound policies (by the
+				// NetworkPolicies of the Service's other pods for theirs);
+				// here only what the Service adds is reported.
 				saved := c.f
 				var rule *secv1beta1.Rule
 				switch r.Action {
@@ -91,10 +101,10 @@ func (c *tctx) adminServices(plan *waypointPlan, rels []relevantAdmin) []*securi
 					allow = append(allow, sr)
 				}
 			}
-			if ap := c.adminServicePolicy(s, u, rel.pol, g.pods, outside, secv1beta1.AuthorizationPolicy_ALLOW, allow); ap != nil {
+			if ap := c.adminServicePolicy(s, u, pol, g.pods, outside, secv1beta1.AuthorizationPolicy_ALLOW, allow); ap != nil {
 				out = append(out, ap)
 			}
-			if ap := c.adminServicePolicy(s, u, rel.pol, g.pods, outside, secv1beta1.AuthorizationPolicy_DENY, deny); ap != nil {
+			if ap := c.adminServicePolicy(s, u, pol, g.pods, outside, secv1beta1.AuthorizationPolicy_DENY, deny); ap != nil {
 				out = append(out, ap)
 			}
 		}

@@ -252,6 +252,56 @@ adminPolicies:
 			t.Error("no WaypointInPath names the admin rule that admits the waypoint")
 		}
 	})
+	// Service db fronts db-0 and db-1, each under its own NetworkPolicy.
+	// An admin Allow of other over both is shadowed on db-1 by a Pass of
+	// higher precedence that selects db-1 only: bound to the Service, the
+	// Allow would let other reach db-1 through it, which the stack denies.
+	// The Pass is read there although it selects none of db's pods.
+	shadowed := `
+namespaces:
+- {name: shop, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}
+pods:
+- {namespace: shop, name: db-0, labels: {app: db, role: primary}, serviceAccount: db, ip: 10.1.0.2, ports: [{name: pg, port: 5432}]}
+- {namespace: shop, name: db-1, labels: {app: db, role: replica}, serviceAccount: replica, ip: 10.1.0.6, ports: [{name: pg, port: 5432}]}
+- {namespace: shop, name: client-0, labels: {app: client}, serviceAccount: client, ip: 10.1.0.3}
+- {namespace: shop, name: other-0, labels: {app: other}, serviceAccount: other, ip: 10.1.0.4}
+- {namespace: shop, name: waypoint-0, labels: {gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none}, serviceAccount: waypoint, ip: 10.1.0.9}
+services:
+- {namespace: shop, name: db, selector: {app: db}, ports: [{port: 80, targetPort: pg}]}
+gateways: [{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true}]
+networkPolicies:
+- metadata: {name: primary, namespace: shop}
+  spec:
+    podSelector: {matchLabels: {role: primary}}
+    ingress: [{from: [{podSelector: {matchLabels: {app: client}}}], ports: [{port: 5432}]}]
+- metadata: {name: replica, namespace: shop}
+  spec:
+    podSelector: {matchLabels: {role: replica}}
+    ingress: [{from: [{podSelector: {matchLabels: {app: client}}}], ports: [{port: 5432}]}]
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: pass-replica}
+  spec:
+    priority: 1
+    subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {role: replica}}}}
+    ingress: [{action: Pass, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: other}}}}], ports: [{portNumber: {protocol: TCP, port: 5432}}]}]
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: allow-other}
+  spec:
+    priority: 2
+    subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}}
+    ingress: [{action: Allow, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: other}}}}], ports: [{portNumber: {protocol: TCP, port: 5432}}]}]
+`
+	for _, fidelity := range []string{"strict", "permissive"} {
+		t.Run("an admin Allow bound to a Service, shadowed on one of its pods by a Pass, "+fidelity, func(t *testing.T) {
+			in := readCluster(t, shadowed+"options: {defaultFidelity: "+fidelity+"}\n").generated()
+			for _, msg := range checkPromises(in, Verify(in)) {
+				t.Error(msg)
+			}
+		})
+	}
 	// Two Gateways of one name (a manifest given twice, changed in
 	// between): verify reads the one the engine reads, in either order.
 	for _, order := range []string{"service first", "workload first"} {

@@ -42,8 +42,9 @@ import (
 //     namespaces (GatewayChangeMatters). Without the CRD there is none, and
 //     the operator translates as before.
 //   - The other NetworkPolicies of the namespace, while any Gateway exists:
-//     one created, deleted, or whose podSelector or policyTypes change,
-//     maps to the others of its namespace (PolicyChangeMatters).
+//     one created, deleted, or whose podSelector, policyTypes or ingress
+//     rules change, maps to the others of its namespace
+//     (PolicyChangeMatters).
 
 // gatewayWatcher reads the Gateways where the Gateway API is served.
 type gatewayWatcher = kindWatcher[translate.Gateway]
@@ -133,7 +134,8 @@ func serviceChanged() predicate.Predicate {
 
 // isolationChanged passes NetworkPolicy creations (but those of the
 // initial list) and deletions, and the updates of what says which pods it
-// isolates: its podSelector and policyTypes.
+// isolates (its podSelector and policyTypes) and on which ports its rules
+// let a waypoint in (its ingress rules).
 func isolationChanged() predicate.Predicate {
 	return predicate.Funcs{CreateFunc: notInitial, UpdateFunc: func(e event.UpdateEvent) bool {
 		a, ok1 := e.ObjectOld.(*networkingv1.NetworkPolicy)
@@ -141,7 +143,8 @@ func isolationChanged() predicate.Predicate {
 		if !ok1 || !ok2 {
 			return true
 		}
-		return !equality.Semantic.DeepEqual(a.Spec.PodSelector, b.Spec.PodSelector) || !slices.Equal(a.Spec.PolicyTypes, b.Spec.PolicyTypes)
+		return !equality.Semantic.DeepEqual(a.Spec.PodSelector, b.Spec.PodSelector) || !slices.Equal(a.Spec.PolicyTypes, b.Spec.PolicyTypes) ||
+			!equality.Semantic.DeepEqual(a.Spec.Ingress, b.Spec.Ingress)
 	}}
 }
 
@@ -160,9 +163,10 @@ func (m mapper) ServiceRequests(ctx context.Context, o client.Object) []reconcil
 }
 
 // SiblingRequests maps a NetworkPolicy created, deleted or whose
-// isolation changed to the other NetworkPolicies of its namespace whose
-// translation it can change: with waypoints, which endpoints of a
-// Service it isolates.
+// isolation or ingress rules changed to the other NetworkPolicies of its
+// namespace whose translation it can change: with waypoints, which
+// endpoints of a Service it isolates, and on which of their ports it lets
+// the waypoint in.
 func (m mapper) SiblingRequests(ctx context.Context, o client.Object) []reconcile.Request {
 	changed, ok := o.(*networkingv1.NetworkPolicy)
 	if !ok || len(m.Gateways.Items()) == 0 {

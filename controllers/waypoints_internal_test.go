@@ -143,15 +143,22 @@ func TestTransformService(t *testing.T) {
 	}
 }
 
-// A NetworkPolicy's isolation is its podSelector and policyTypes.
+// What a sibling NetworkPolicy changes for a translation: its podSelector
+// and policyTypes (whom it isolates), and its ingress rules (where it lets
+// a waypoint in), not its egress rules.
 func TestIsolationChanged(t *testing.T) {
 	p := isolationChanged()
 	a := policy("shop", "db", metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}})
 	b := a.DeepCopy()
-	b.Spec.Ingress = nil
+	b.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}}
 	if p.Update(event.UpdateEvent{ObjectOld: a, ObjectNew: b}) {
-		t.Error("a change of the rules passes")
+		t.Error("a change of the egress rules passes")
 	}
+	b.Spec.Ingress = nil
+	if !p.Update(event.UpdateEvent{ObjectOld: a, ObjectNew: b}) {
+		t.Error("a change of the ingress rules does not pass (their ports say where the waypoint is let in)")
+	}
+	b = a.DeepCopy()
 	b.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
 	if !p.Update(event.UpdateEvent{ObjectOld: a, ObjectNew: b}) {
 		t.Error("a change of policyTypes does not pass")

@@ -189,7 +189,7 @@ func (c *tctx) adminServicePorts(s *svcInfo, u *wpUse, at *adminRuleAt, subj []*
 		switch {
 		case len(yes) == 0:
 			continue
-		case len(no) == 0:
+		case len(no) == 0 || c.waypointShut(sp, no):
 			ports = append(ports, strconv.Itoa(int(sp.Port)))
 			continue
 		}

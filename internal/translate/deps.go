@@ -145,9 +145,10 @@ func (d Dependencies) ServiceChangeMatters(old, cur *Service) bool {
 func (d Dependencies) GatewayChangeMatters(old, cur *Gateway) bool { return old != nil || cur != nil }
 
 // PolicyChangeMatters says whether another NetworkPolicy changing (created,
-// deleted, its podSelector or policyTypes edited) can change this
-// translation: with waypoints, one of the same namespace may isolate the
-// endpoints of a Service the pods share (Snapshot.OtherPolicies).
+// deleted, its podSelector, policyTypes or ingress rules edited) can
+// change this translation: with waypoints, one of the same namespace may
+// isolate the endpoints of a Service the pods share, and its rules' ports
+// say where the waypoint is let in at them (Snapshot.OtherPolicies).
 func (d Dependencies) PolicyChangeMatters(other *networkingv1.NetworkPolicy) bool {
 	return len(d.waypointNS) > 0 && other.Namespace == d.namespace
 }

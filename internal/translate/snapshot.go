@@ -51,7 +51,8 @@ type Snapshot struct {
 	// which pods are isolated for ingress: when a Service bound to a
 	// waypoint also fronts pods a NetworkPolicy does not select, what its
 	// waypoint policy may allow depends on whether another NetworkPolicy
-	// isolates them. The engine reads their podSelector and policyTypes;
+	// isolates them, and on which of their ports a waypoint is let in. The
+	// engine reads their podSelector, policyTypes and ingress rules;
 	// NetworkPolicies counts too. Give every NetworkPolicy of the
 	// translated namespaces between the two.
 	OtherPolicies []networkingv1.NetworkPolicy

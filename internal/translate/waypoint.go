@@ -8,9 +8,12 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
 
 // Waypoints (ambient): where traffic to a destination passes a waypoint,
@@ -127,9 +130,9 @@ func (s *svcInfo) endpoints() []*podInfo {
 type waypointIndex struct {
 	services map[string][]*svcInfo
 	gateways map[waypointRef]*Gateway
-	// isolating holds, by namespace, the podSelectors of the ingress
-	// NetworkPolicies there (translated or not).
-	isolating map[string][]labels.Selector
+	// isolating holds, by namespace, the ingress NetworkPolicies there
+	// (translated or not).
+	isolating map[string][]*isolatingPolicy
 	podBind   map[*podInfo]*binding
 	// labelled holds the namespaces with a Service that names a
 	// waypoint.
@@ -137,7 +140,7 @@ type waypointIndex struct {
 }
 
 func (idx *index) buildWaypoints(s Snapshot) {
-	w := &waypointIndex{services: map[string][]*svcInfo{}, gateways: map[waypointRef]*Gateway{}, isolating: map[string][]labels.Selector{},
+	w := &waypointIndex{services: map[string][]*svcInfo{}, gateways: map[waypointRef]*Gateway{}, isolating: map[string][]*isolatingPolicy{},
 		podBind: map[*podInfo]*binding{}, labelled: map[string]bool{}}
 	idx.wp = w
 	svcs := make([]*Service, 0, len(s.Services))
@@ -182,7 +185,7 @@ func (idx *index) buildWaypoints(s Snapshot) {
 			if err != nil {
 				continue // invalid: the API server would not have it
 			}
-			w.isolating[np.Namespace] = append(w.isolating[np.Namespace], sel)
+			w.isolating[np.Namespace] = append(w.isolating[np.Namespace], &isolatingPolicy{np: np, sel: sel})
 		}
 	}
 }
@@ -202,10 +205,90 @@ func isolatesIngress(np *networkingv1.NetworkPolicy) bool {
 	return slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress)
 }
 
+// isolatingPolicy is an ingress NetworkPolicy of a namespace with a
+// waypoint, its rules compiled on first use.
+type isolatingPolicy struct {
+	np       *networkingv1.NetworkPolicy
+	sel      labels.Selector
+	compiled bool
+	// cp is nil for a policy that does not compile.
+	cp *compiledPolicy
+}
+
 // isolated says whether some ingress NetworkPolicy selects p.
 func (idx *index) isolated(p *podInfo) bool {
-	for _, sel := range idx.wp.isolating[p.ns.name] {
-		if sel.Matches(p.labels) {
+	for _, ip := range idx.wp.isolating[p.ns.name] {
+		if ip.sel.Matches(p.labels) {
+			return true
+		}
+	}
+	return false
+}
+
+// waypointReaches says whether the policies generated for pod p may let a
+// waypoint in at its ztunnel on TCP port t: p is isolated by no
+// NetworkPolicy, or a rule of one that isolates it allows t there (a rule
+// with peers admits the waypoint on its ports where it is safe, one without
+// admits everyone), or an admin Allow rule over p matches t (its policy
+// admits the waypoint likewise). It errs on yes: a NetworkPolicy that does
+// not compile, a range past the cap.
+func (idx *index) waypointReaches(p *podInfo, t int32) bool {
+	isolated := false
+	for _, ip := range idx.wp.isolating[p.ns.name] {
+		if !ip.sel.Matches(p.labels) {
+			continue
+		}
+		isolated = true
+		if !ip.compiled {
+			ip.compiled = true
+			if cp, errs := compile(ip.np); len(errs) == 0 {
+				ip.cp = cp
+			}
+		}
+		if ip.cp == nil {
+			return true
+		}
+		for i := range ip.cp.rules {
+			if ruleAllowsPort(&ip.cp.rules[i], p, t) {
+				return true
+			}
+		}
+	}
+	if !isolated {
+		return true
+	}
+	named := func(name string) []int32 { return portNumbers(p, name) }
+	for _, pol := range idx.admin.policies {
+		if pol.Tier != adminpolicy.TierAdmin || !pol.Selects(p.ns.labels, p.labels) {
+			continue
+		}
+		for i := range pol.Ingress {
+			r := &pol.Ingress[i]
+			if r.Action == adminpolicy.ActionAllow && r.MatchesPort(t, named) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ruleAllowsPort says whether a NetworkPolicy rule allows TCP port t at
+// pod p: it lists no port, or a TCP port, range or named port of p that is
+// t.
+func ruleAllowsPort(r *compiledRule, p *podInfo, t int32) bool {
+	if len(r.ports) == 0 {
+		return true
+	}
+	for _, port := range r.ports {
+		switch {
+		case port.protocol != corev1.ProtocolTCP:
+		case port.any:
+			return true
+		case port.name != "":
+			if slices.Contains(portNumbers(p, port.name), t) {
+				return true
+			}
+		case port.first <= t && t <= port.last:
 			return true
 		}
 	}

@@ -127,7 +127,7 @@ func (c *tctx) servicePorts(s *svcInfo, u *wpUse, pods []*podInfo, r *compiledRu
 		switch {
 		case len(yes) == 0:
 			continue
-		case len(no) == 0:
+		case len(no) == 0 || c.waypointShut(sp, no):
 			ports = append(ports, strconv.Itoa(int(sp.Port)))
 			continue
 		}
@@ -147,6 +147,22 @@ func (c *tctx) servicePorts(s *svcInfo, u *wpUse, pods []*podInfo, r *compiledRu
 		return x - y
 	})
 	return slices.Compact(ports)
+}
+
+// waypointShut says whether service port sp reaches, on every pod of
+// pods, only target ports where no generated policy lets a waypoint in at
+// the pod's ztunnel (waypointReaches): traffic the waypoint lets through
+// on sp is denied there, so a rule that allows sp on the other pods
+// allows nothing more on these.
+func (c *tctx) waypointShut(sp ServicePort, pods []*podInfo) bool {
+	for _, p := range pods {
+		for _, t := range targetNumbers(sp, p) {
+			if c.idx.waypointReaches(p, t) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // targetNumbers are the container port numbers a service port reaches on

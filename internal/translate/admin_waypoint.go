@@ -166,30 +166,13 @@ func (c *tctx) adminServicePorts(s *svcInfo, u *wpUse, at *adminRuleAt, subj []*
 		if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
 			continue
 		}
-		var yes, no []*podInfo
-		for _, p := range subj {
-			targets := targetNumbers(sp, p)
-			if len(targets) == 0 {
-				continue // the port reaches no container of this pod
-			}
-			named := func(name string) []int32 { return portNumbers(p, name) }
-			matches := false
-			for _, t := range targets {
-				if r.MatchesPort(t, named) {
-					matches = true
-					break
-				}
-			}
-			if matches {
-				yes = append(yes, p)
-			} else {
-				no = append(no, p)
-			}
-		}
+		yes, no := c.servicePortReach(sp, subj, func(p *podInfo, t int32) bool {
+			return r.MatchesPort(t, func(name string) []int32 { return portNumbers(p, name) })
+		})
 		switch {
 		case len(yes) == 0:
 			continue
-		case len(no) == 0 || c.waypointShut(sp, no):
+		case len(no) == 0:
 			ports = append(ports, strconv.Itoa(int(sp.Port)))
 			continue
 		}

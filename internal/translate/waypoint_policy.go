@@ -112,22 +112,11 @@ func (c *tctx) servicePorts(s *svcInfo, u *wpUse, pods []*podInfo, r *compiledRu
 		if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
 			continue
 		}
-		var yes, no []*podInfo
-		for _, p := range pods {
-			targets := targetNumbers(sp, p)
-			if len(targets) == 0 {
-				continue // the port reaches no container of this pod
-			}
-			if slices.ContainsFunc(targets, func(q int32) bool { return rp.allows(p, q) }) {
-				yes = append(yes, p)
-			} else {
-				no = append(no, p)
-			}
-		}
+		yes, no := c.servicePortReach(sp, pods, rp.allows)
 		switch {
 		case len(yes) == 0:
 			continue
-		case len(no) == 0 || c.waypointShut(sp, no):
+		case len(no) == 0:
 			ports = append(ports, strconv.Itoa(int(sp.Port)))
 			continue
 		}
@@ -149,11 +138,33 @@ func (c *tctx) servicePorts(s *svcInfo, u *wpUse, pods []*podInfo, r *compiledRu
 	return slices.Compact(ports)
 }
 
+// servicePortReach splits pods by whether service port sp reaches, on
+// each, a target port that matches: yes, or no. A pod where sp reaches no
+// container is in neither, and so are the no pods when the waypoint is let
+// in on none of the ports sp reaches there (waypointShut): a rule bound to
+// sp then lets nothing more through to them.
+func (c *tctx) servicePortReach(sp ServicePort, pods []*podInfo, matches func(p *podInfo, t int32) bool) (yes, no []*podInfo) {
+	for _, p := range pods {
+		targets := targetNumbers(sp, p)
+		if len(targets) == 0 {
+			continue // the port reaches no container of this pod
+		}
+		if slices.ContainsFunc(targets, func(t int32) bool { return matches(p, t) }) {
+			yes = append(yes, p)
+		} else {
+			no = append(no, p)
+		}
+	}
+	if len(no) > 0 && c.waypointShut(sp, no) {
+		no = nil
+	}
+	return yes, no
+}
+
 // waypointShut says whether service port sp reaches, on every pod of
 // pods, only target ports where no generated policy lets a waypoint in at
 // the pod's ztunnel (waypointReaches): traffic the waypoint lets through
-// on sp is denied there, so a rule that allows sp on the other pods
-// allows nothing more on these.
+// on sp is denied there.
 func (c *tctx) waypointShut(sp ServicePort, pods []*podInfo) bool {
 	for _, p := range pods {
 		for _, t := range targetNumbers(sp, p) {

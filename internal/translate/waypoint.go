@@ -190,7 +190,6 @@ func (idx *index) buildWaypoints(s Snapshot) {
 	}
 }
 
-// isolatesIngress says whether a NetworkPolicy restricts ingress.
 // GatewayPrecedes says which of two Gateways of one namespace and name (the
 // same manifest given twice, offline) is read: the first by content, so
 // that input order never shows. verify reads the same one.
@@ -198,6 +197,7 @@ func GatewayPrecedes(a, b *Gateway) bool {
 	return fmt.Sprintf("%+v", *a) < fmt.Sprintf("%+v", *b)
 }
 
+// isolatesIngress says whether a NetworkPolicy restricts ingress.
 func isolatesIngress(np *networkingv1.NetworkPolicy) bool {
 	if len(np.Spec.PolicyTypes) == 0 {
 		return true
@@ -230,9 +230,13 @@ func (idx *index) isolated(p *podInfo) bool {
 // NetworkPolicy, or a rule of one that isolates it allows t there (a rule
 // with peers admits the waypoint on its ports where it is safe, one without
 // admits everyone), or an admin Allow rule over p matches t (its policy
-// admits the waypoint likewise). It errs on yes: a NetworkPolicy that does
-// not compile, a range past the cap.
+// admits the waypoint likewise). It errs on yes: a pod that is not an
+// ambient one (no ztunnel checks it), a NetworkPolicy that does not
+// compile, a range past the cap.
 func (idx *index) waypointReaches(p *podInfo, t int32) bool {
+	if !p.inMesh || p.pod.Sidecar || !p.ns.ambient {
+		return true
+	}
 	isolated := false
 	for _, ip := range idx.wp.isolating[p.ns.name] {
 		if !ip.sel.Matches(p.labels) {

@@ -71,7 +71,8 @@ var translateCases = map[string]goldenCase{
 	// Ambient with a waypoint for the namespace's Services: each
 	// NetworkPolicy gets a policy bound to its pods' Service (the clients,
 	// on the service port) and the waypoint's principal at ztunnel.
-	"waypoint": {args: []string{"-f", "in"}, exit: ExitOK},
+	"waypoint":       {args: []string{"-f", "in"}, exit: ExitOK},
+	"waypoint-admin": {args: []string{"-f", "in"}, exit: ExitOK},
 	// The same input with --identity follow: every resolved identity is in.
 	"identity-follow": {args: []string{"-f", "../identity-review/in", "--fail-on", "warning", "--identity", "follow"}, exit: ExitOK},
 	// An IdentityApproval listing what is not an identity, and a short

@@ -57,7 +57,8 @@ var verifyCases = map[string]goldenCase{
 	"existing-external": {args: []string{"-f", "../external/in", "-f", "in", "--existing"}, exit: ExitUnexplained},
 	// Ambient with a waypoint: the generated policies allow exactly what
 	// the NetworkPolicies allow, through the waypoint and around it.
-	"waypoint": {args: []string{"-f", "../../translate/waypoint/in"}, exit: ExitOK},
+	"waypoint":       {args: []string{"-f", "../../translate/waypoint/in"}, exit: ExitOK},
+	"waypoint-admin": {args: []string{"-f", "../../translate/waypoint-admin/in"}, exit: ExitOK},
 	// The policies generated before the waypoint was added list the
 	// clients only: ztunnel sees the waypoint on the Services' paths and
 	// denies them, unexplained.

@@ -399,16 +399,23 @@ func (c *tctx) adminDeny(g *targetGroup, at *adminRuleAt, higher []adminRuleAt) 
 	rule := &secv1beta1.Rule{}
 	if !at.rule.FailsClosed() {
 		var sources []sourceSpec
+		var sourceNotes []string
 		for i := range at.rule.Peers {
 			src, note := c.denySources(at.rule, i)
 			sources = append(sources, src...)
 			if note != "" {
-				notes = append(notes, note)
+				sourceNotes = append(sourceNotes, note)
 			}
 		}
 		if len(sources) == 0 {
-			return nil // matches no source: nothing to deny
+			// Nothing to deny, or only what Istio cannot tell apart: the
+			// network plugin still denies that, and strict says so.
+			if len(sourceNotes) > 0 {
+				c.f.add(AdminPolicyDenies, what+"; strict: no DENY policy is generated, as "+strings.Join(sourceNotes, "; ")+"; the network plugin still denies it", refs...)
+			}
+			return nil
 		}
+		notes = append(notes, sourceNotes...)
 		rule = newRule(sources, nil)
 	}
 	ports, keep := c.adminPorts(at, subj, true, refs)

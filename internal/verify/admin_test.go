@@ -326,3 +326,31 @@ adminPolicies:
 		})
 	}
 }
+
+// Strict cannot deny an admin Deny's source that is a workload template
+// outside the mesh (no identity, no known address): no DENY policy, and
+// the finding that says so explains what Istio lets through.
+func TestAdminDenyOfUnknownAddressesExplained(t *testing.T) {
+	c := readCluster(t, `
+namespaces:
+- {name: shop, annotations: {netpol2authz.io/fidelity: strict}}
+- {name: jobs}
+pods:
+- {namespace: shop, name: db-0, labels: {app: db}, serviceAccount: db, ip: 10.1.0.2, sidecar: true, phase: Running}
+- {namespace: jobs, name: batch, labels: {app: batch}, template: Deployment/jobs/batch}
+networkPolicies:
+- metadata: {name: db, namespace: shop}
+  spec: {podSelector: {matchLabels: {app: db}}, ingress: [{}]}
+adminPolicies:
+- apiVersion: policy.networking.k8s.io/v1alpha1
+  kind: AdminNetworkPolicy
+  metadata: {name: no-batch}
+  spec:
+    priority: 1
+    subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}
+    ingress: [{action: Deny, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: batch}}}}]}]
+`)
+	assertDifferences(t, Verify(c.generated()), []differenceSummary{
+		{dir: IstioAllowsMore, expl: "AdminPolicyDenies", from: "jobs/*", to: "shop/*", ports: "1-65535"},
+	})
+}

@@ -327,10 +327,32 @@ func (g *gen) waypoints(c *testCluster) {
 }
 
 // admins adds one or two admin network policies to c: with waypoints(),
-// their rules then pass the waypoints too.
+// their rules then pass the waypoints too. Half are any admin policy, half
+// an AdminNetworkPolicy over a namespace with waypoints whose rules
+// Allow or Deny pods by the labels the NetworkPolicies and Services use.
 func (g *gen) admins(c *testCluster) {
 	for range 1 + g.next()%2 {
-		c.admin = append(c.admin, g.adminPolicy(c))
+		if g.bit() {
+			c.admin = append(c.admin, g.adminPolicy(c))
+			continue
+		}
+		in := &v1alpha1.AdminNetworkPolicy{}
+		in.Name = fmt.Sprintf("anpw%d", len(c.admin))
+		in.Spec.Priority = int32(g.pickInt(1, 2, 3))
+		in.Spec.Subject.Namespaces = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": g.pick("a", "b")}}
+		for range 1 + g.next()%2 {
+			r := v1alpha1.AdminNetworkPolicyIngressRule{Action: v1alpha1.AdminNetworkPolicyRuleAction(g.pick("Allow", "Deny")), From: []v1alpha1.AdminNetworkPolicyIngressPeer{{
+				Pods: &v1alpha1.NamespacedPod{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{g.pick("app", "role"): g.pick(genValues...)}}},
+			}}}
+			switch g.next() % 3 {
+			case 1:
+				r.Ports = &[]v1alpha1.AdminNetworkPolicyPort{{PortNumber: &v1alpha1.Port{Protocol: "TCP", Port: int32(g.pickInt(80, 8080, 9090))}}}
+			case 2:
+				r.Ports = &[]v1alpha1.AdminNetworkPolicyPort{{NamedPort: new(g.pick("http", "metrics"))}}
+			}
+			in.Spec.Ingress = append(in.Spec.Ingress, r)
+		}
+		c.admin = append(c.admin, adminpolicy.FromAdminNetworkPolicy(in))
 	}
 }
 

@@ -25,7 +25,10 @@ import (
 // by no NetworkPolicy (it accepts everything); strict binds the rules only
 // where those pods are isolated by none (they lose what the Service no
 // longer lets through), and otherwise binds no rule. Every one of these is
-// reported.
+// reported. Where all of them are isolated and no generated policy lets
+// the waypoint in at them on a port the Service reaches (serviceShut), the
+// rules are bound as if the Service fronted the selected pods alone: what
+// it passes to those pods is denied at their ztunnel.
 func (c *tctx) servicePolicies(plan *waypointPlan, cp *compiledPolicy, froms []*resolvedFrom, kept []int, rps []*rulePorts, selected []*podInfo) []*securityv1.AuthorizationPolicy {
 	isSelected := make(map[*podInfo]bool, len(selected))
 	for _, p := range selected {
@@ -53,7 +56,10 @@ func (c *tctx) servicePolicies(plan *waypointPlan, cp *compiledPolicy, froms []*
 			s.svc.Name, plural(len(outside), "pod", "pods"), podNames(c.ns.name, outside), c.np.Name, u.ref)
 		var rules []*secv1beta1.Rule
 		switch {
-		case len(outside) == 0:
+		case len(outside) == 0 || (len(open) == 0 && c.serviceShut(s, outside)):
+			// No other pod, or none the waypoint is let in at on a port
+			// the Service reaches there: what it passes them is denied
+			// at their ztunnel.
 			rules = c.serviceRules(s, u, own, cp, froms, kept, rps)
 		case c.fidelity == FidelityPermissive && len(open) > 0:
 			rules = []*secv1beta1.Rule{{}}
@@ -159,6 +165,18 @@ func (c *tctx) servicePortReach(sp ServicePort, pods []*podInfo, matches func(p 
 		no = nil
 	}
 	return yes, no
+}
+
+// serviceShut says whether every TCP port of Service s reaches, on every
+// pod of pods, only target ports where no generated policy lets a
+// waypoint in (waypointShut).
+func (c *tctx) serviceShut(s *svcInfo, pods []*podInfo) bool {
+	for _, sp := range s.svc.Ports {
+		if (sp.Protocol == "" || sp.Protocol == corev1.ProtocolTCP) && !c.waypointShut(sp, pods) {
+			return false
+		}
+	}
+	return true
 }
 
 // waypointShut says whether service port sp reaches, on every pod of

@@ -159,6 +159,12 @@ func TestWaypointVerify(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+	expect := func(t *testing.T, in Input, want ...string) {
+		t.Helper()
+		if got := differences(in); !slices.Equal(got, want) {
+			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
+		}
+	}
 	t.Run("exact: no difference", func(t *testing.T) {
 		c := readCluster(t, waypointCluster+"gateways: [{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true}]\n"+waypointNP)
 		if got := differences(c.generated()); len(got) > 0 {
@@ -182,18 +188,10 @@ authorizationPolicies:
 	})
 	workload := waypointCluster + "gateways: [{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true, labels: {istio.io/waypoint-for: all}}]\n" + waypointNP
 	t.Run("workload waypoint, permissive: explained widening", func(t *testing.T) {
-		got := differences(readCluster(t, workload).generated())
-		want := []string{"IstioAllowsMore shop/db-0,shop/other-0 -> shop/db-0 ports [5432] dry=false: WaypointInPath shop/db"}
-		if !slices.Equal(got, want) {
-			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
-		}
+		expect(t, readCluster(t, workload).generated(), "IstioAllowsMore shop/db-0,shop/other-0 -> shop/db-0 ports [5432] dry=false: WaypointInPath shop/db")
 	})
 	t.Run("workload waypoint, strict: explained narrowing", func(t *testing.T) {
-		got := differences(readCluster(t, workload+"options: {defaultFidelity: strict}\n").generated())
-		want := []string{"IstioDeniesMore shop/client-0 -> shop/db-0 ports [5432] dry=false: WaypointInPath shop/db"}
-		if !slices.Equal(got, want) {
-			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
-		}
+		expect(t, readCluster(t, workload+"options: {defaultFidelity: strict}\n").generated(), "IstioDeniesMore shop/client-0 -> shop/db-0 ports [5432] dry=false: WaypointInPath shop/db")
 	})
 	// An admin Deny of client and an admin Allow of other, both to db: at
 	// the pods' ztunnel the peer on the Service path is the waypoint, so
@@ -212,16 +210,10 @@ adminPolicies:
     - {action: Allow, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: other}}}}], ports: [{portNumber: {protocol: TCP, port: 5432}}]}
 `
 	t.Run("admin Allow and Deny behind the waypoint, strict: exact", func(t *testing.T) {
-		if got := differences(readCluster(t, admin+"options: {defaultFidelity: strict}\n").generated()); len(got) > 0 {
-			t.Errorf("differences:\n%s", join(got))
-		}
+		expect(t, readCluster(t, admin+"options: {defaultFidelity: strict}\n").generated())
 	})
 	t.Run("admin Allow and Deny behind the waypoint, permissive: the Deny explained", func(t *testing.T) {
-		got := differences(readCluster(t, admin).generated())
-		want := []string{"IstioAllowsMore shop/client-0 -> shop/db-0 ports [5432] dry=false: AdminPolicyDenies shop/db"}
-		if !slices.Equal(got, want) {
-			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
-		}
+		expect(t, readCluster(t, admin).generated(), "IstioAllowsMore shop/client-0 -> shop/db-0 ports [5432] dry=false: AdminPolicyDenies shop/db")
 	})
 	// Strict leaves a workload waypoint's principal out at ztunnel, but an
 	// admin Allow of the waypoint's own namespace admits it there anyway:
@@ -321,10 +313,6 @@ adminPolicies:
 	t.Run("pending waypoint identity: explained narrowing", func(t *testing.T) {
 		c := readCluster(t, waypointCluster+"gateways: [{namespace: shop, name: waypoint, className: istio-waypoint, addressed: true}]\n"+waypointNP+
 			"approvals: [{namespace: shop, networkPolicy: db, identities: [serviceaccount/shop/client]}]\n")
-		got := differences(c.generated())
-		want := []string{"IstioDeniesMore shop/client-0 -> shop/db-0 ports [5432] dry=false: IdentityPending shop/db"}
-		if !slices.Equal(got, want) {
-			t.Errorf("differences:\n%s\nwant:\n%s", join(got), join(want))
-		}
+		expect(t, c.generated(), "IstioDeniesMore shop/client-0 -> shop/db-0 ports [5432] dry=false: IdentityPending shop/db")
 	})
 }

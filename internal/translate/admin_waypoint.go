@@ -8,7 +8,6 @@ import (
 	secv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netpol2authz/netpol2authz/internal/adminpolicy"
 )
@@ -123,7 +122,7 @@ func (c *tctx) adminServicePolicy(s *svcInfo, u *wpUse, pol *adminpolicy.Compile
 	deny := action == secv1beta1.AuthorizationPolicy_DENY
 	name := policyName(c.np.Name, "admin-service|"+string(pol.Kind)+"/"+pol.Name+"|"+action.String()+"|"+s.svc.Name)
 	kind := pick(deny, "Deny", "Allow")
-	refs := append([]ObjectRef{adminRef(pol), s.ref(), gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(append(append([]*podInfo(nil), subj...), outside...))...)
+	refs := append([]ObjectRef{adminRef(pol), s.ref(), gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(append(slices.Clone(subj), outside...))...)
 	what := fmt.Sprintf("traffic to Service %s passes waypoint %s, where the client's identity is seen and the pods' ztunnel sees the waypoint's", s.svc.Name, u.ref)
 	if len(outside) > 0 {
 		also := fmt.Sprintf("%s; Service %s also fronts %s %s, which %s does not select, and the waypoint checks the Service's traffic before it picks a pod",
@@ -163,7 +162,7 @@ func (c *tctx) adminServicePorts(s *svcInfo, u *wpUse, at *adminRuleAt, subj []*
 	}
 	ref := r.Ref(at.pol)
 	for _, sp := range s.svc.Ports {
-		if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
+		if !sp.TCP() {
 			continue
 		}
 		yes, no := c.servicePortReach(sp, subj, func(p *podInfo, t int32) bool {
@@ -178,7 +177,7 @@ func (c *tctx) adminServicePorts(s *svcInfo, u *wpUse, at *adminRuleAt, subj []*
 		}
 		msg := fmt.Sprintf("port %d of Service %s reaches a port %s matches on %s but not on %s (a named port with a number per pod), and waypoint %s checks the Service's port before it picks a pod",
 			sp.Port, s.svc.Name, ref, podNames(c.ns.name, yes), podNames(c.ns.name, no), u.ref)
-		refs := append([]ObjectRef{adminRef(at.pol), s.ref(), gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(append(append([]*podInfo(nil), yes...), no...))...)
+		refs := append([]ObjectRef{adminRef(at.pol), s.ref(), gatewayRef(u.ref), npRef(c.np.Namespace, c.np.Name)}, podRefs(append(slices.Clone(yes), no...))...)
 		switch {
 		case deny:
 			ports = append(ports, strconv.Itoa(int(sp.Port)))

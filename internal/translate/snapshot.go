@@ -81,6 +81,10 @@ type ServicePort struct {
 	Protocol   corev1.Protocol // empty means TCP
 }
 
+// TCP says whether the port carries TCP, the only traffic a waypoint
+// checks.
+func (sp ServicePort) TCP() bool { return sp.Protocol == "" || sp.Protocol == corev1.ProtocolTCP }
+
 // Gateway is the part of a Gateway API Gateway
 // (gateway.networking.k8s.io) the engine reads.
 type Gateway struct {

@@ -8,7 +8,6 @@ import (
 	secv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -115,7 +114,7 @@ func (c *tctx) serviceRules(s *svcInfo, u *wpUse, pods []*podInfo, cp *compiledP
 func (c *tctx) servicePorts(s *svcInfo, u *wpUse, pods []*podInfo, r *compiledRule, rp *rulePorts) []string {
 	var ports []string
 	for _, sp := range s.svc.Ports {
-		if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
+		if !sp.TCP() {
 			continue
 		}
 		yes, no := c.servicePortReach(sp, pods, rp.allows)
@@ -172,7 +171,7 @@ func (c *tctx) servicePortReach(sp ServicePort, pods []*podInfo, matches func(p 
 // waypoint in (waypointShut).
 func (c *tctx) serviceShut(s *svcInfo, pods []*podInfo) bool {
 	for _, sp := range s.svc.Ports {
-		if (sp.Protocol == "" || sp.Protocol == corev1.ProtocolTCP) && !c.waypointShut(sp, pods) {
+		if sp.TCP() && !c.waypointShut(sp, pods) {
 			return false
 		}
 	}

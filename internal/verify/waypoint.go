@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	secv1beta1 "istio.io/api/security/v1beta1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -208,7 +207,7 @@ func (e *engine) waypointsAt(d *dstClass) *wpAt {
 			continue
 		}
 		for _, sp := range s.svc.Ports {
-			if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
+			if !sp.TCP() {
 				continue
 			}
 			var targets []int32
